@@ -32,7 +32,9 @@ void metrics_free(struct metrics *m);
  * Histograms take `buckets` (ascending upper bounds, +Inf added by the
  * registry); NULL/0 selects METRICS_LATENCY_BUCKETS. Returns NULL when the
  * name or labels are invalid, or the name exists with another type or other
- * label names. The family lives until metrics_free(). */
+ * label names (or, for a histogram, other buckets). Label names must be
+ * distinct, and a histogram may not have an "le" label. The family lives
+ * until metrics_free(). */
 struct metric_family *metrics_family(struct metrics *m, enum metric_type type,
                                      const char *name, const char *help,
                                      const char *const *label_names, size_t nlabels,
@@ -46,7 +48,8 @@ struct metric_series *metrics_series(struct metric_family *family,
 
 /* Counter: adds n (integer fast path). */
 void metric_inc(struct metric_series *s, uint64_t n);
-/* Counter or gauge: adds v (gauges may go down). */
+/* Counter or gauge: adds v (gauges may go down; a counter ignores a negative
+ * or NaN v). Whole v on a counter takes the integer path. */
 void metric_add(struct metric_series *s, double v);
 /* Gauge: sets v. */
 void metric_set(struct metric_series *s, double v);
@@ -64,13 +67,20 @@ double metric_value(const struct metric_series *s);
 uint64_t metric_count(const struct metric_series *s);
 
 /* A callback that appends more exposition text at render time (process
- * metrics). It must write complete # HELP / # TYPE blocks. */
+ * metrics). It must write complete # HELP / # TYPE blocks. Collectors run in
+ * the order added, outside the registry lock. Returns 0, -2 on allocation
+ * failure, -22 for a NULL registry or function. */
 typedef void (*metrics_collector_fn)(void *ctx, struct strbuf *out);
 int metrics_add_collector(struct metrics *m, metrics_collector_fn fn, void *ctx);
 
 /* Renders every family (in registration order; series in creation order)
  * then the collectors. Returns 0, or -2 on allocation failure. */
 int metrics_render(struct metrics *m, struct strbuf *out);
+
+/* Appends v as Prometheus clients print floats: the shortest text that
+ * reads back to the same double ("1e-06", "2.5e-06", "0.005", "1", "+Inf",
+ * "NaN"). Returns 0 or -2 (allocation failure). */
+int metrics_append_double(struct strbuf *out, double v);
 
 /* 1us .. 10s in 1-2.5-5 steps, in seconds. */
 extern const double METRICS_LATENCY_BUCKETS[];

@@ -223,6 +223,29 @@ void pipeline_batch_complete(struct batch *b)
 	pthread_mutex_unlock(&p->mu);
 }
 
+/* Logs a lost-to-nowhere record warning at most once per interval per
+ * pipeline, with the count of those not logged. */
+static void warn_limited(struct pipeline *p, const char *stage, const char *what,
+                         const char *reason)
+{
+	int64_t now = host_monotonic_ns();
+	int64_t last = atomic_load_explicit(&p->last_warn_ns, memory_order_relaxed);
+	if (last && now - last < ERROR_LOG_INTERVAL_NS) {
+		atomic_fetch_add_explicit(&p->warn_suppressed, 1, memory_order_relaxed);
+		return;
+	}
+	if (!atomic_compare_exchange_strong(&p->last_warn_ns, &last, now)) {
+		atomic_fetch_add_explicit(&p->warn_suppressed, 1, memory_order_relaxed);
+		return;
+	}
+	uint64_t more = atomic_exchange(&p->warn_suppressed, 0);
+	log_write(CV_LOG_WARN, p->cfg.name, stage,
+	          "%s: %s (no usable dead_letter file; counted as dropped; %llu more not logged "
+	          "in the last %llds)",
+	          what, reason ? reason : "no reason given", (unsigned long long)more,
+	          (long long)(ERROR_LOG_INTERVAL_NS / 1000000000));
+}
+
 void pipeline_record_rejected(struct batch *b, uint32_t index, const char *reason)
 {
 	struct pipeline *p = b->pipeline;
@@ -231,10 +254,7 @@ void pipeline_record_rejected(struct batch *b, uint32_t index, const char *reaso
 	if (p->dead_letter &&
 	    dead_letter_write(p->dead_letter, p->cfg.name, sink->name, reason, r, NULL, 0) == 0)
 		return;
-	log_write(CV_LOG_WARN, p->cfg.name, sink->name,
-	          "record rejected%s: %s (no dead_letter file configured, counted as dropped)",
-	          p->dead_letter ? " and dead-letter write failed" : "",
-	          reason ? reason : "no reason given");
+	warn_limited(p, sink->name, "record rejected", reason);
 }
 
 void pipeline_dead_letter(struct cv_stage *st, const void *raw, size_t raw_len,
@@ -246,10 +266,8 @@ void pipeline_dead_letter(struct cv_stage *st, const void *raw, size_t raw_len,
 	    dead_letter_write(p->dead_letter, st->pipeline_name, st->name, reason, record, raw,
 	                      raw_len) == 0)
 		return;
-	log_write(CV_LOG_WARN, st->pipeline_name, st->name, "dead letter: %s%s",
-	          reason ? reason : "no reason given",
-	          p && p->dead_letter ? " (dead-letter write failed)"
-	                              : " (no dead_letter file configured)");
+	if (p)
+		warn_limited(p, st->name, "dead letter", reason);
 }
 
 /* Settles every live record of a batch as failed (a transform failed). */

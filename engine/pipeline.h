@@ -66,6 +66,8 @@ struct pipeline {
 	size_t nlatency;
 
 	struct dead_letter *dead_letter;
+	_Atomic int64_t last_warn_ns;
+	_Atomic uint64_t warn_suppressed;
 	pthread_t source_thread, worker_thread;
 	bool threads_started;
 };
