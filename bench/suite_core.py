@@ -1,0 +1,115 @@
+"""Core engine throughput: sim_speed (flat out) -> anomaly -> null, with the
+host's instrumentation on and off, plus the demo's memory footprint."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+
+TITLE = "sim_speed -> anomaly -> null, instrumentation on/off; demo RSS"
+
+SPEC = """version: 1
+engine:
+  http: {{ listen: "" }}
+  log: {{ level: warn, format: json }}
+  metrics: {{ enabled: {metrics} }}
+pipelines:
+  bench:
+    source: {{ plugin: sim_speed, lines: 5, rate: 0, count: {count}, seed: 7 }}
+    transforms:
+      - {{ plugin: anomaly, field: speed_ms, key: line_id, window: 60, threshold: 3.0 }}
+    sink: {{ plugin: null }}
+"""
+
+
+def _run_once(ctx, metrics, count):
+    path = os.path.join(ctx.workdir, "core-%s.yaml" % metrics)
+    with open(path, "w") as f:
+        f.write(SPEC.format(metrics=metrics, count=count))
+    env = dict(os.environ, CONVEYOR_PLUGIN_PATH=ctx.plugin_dir)
+    start = time.monotonic()
+    p = subprocess.Popen([ctx.conveyor, "run", path], env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    try:
+        _, status, ru = os.wait4(p.pid, 0)
+    except BaseException:
+        p.kill()
+        raise
+    wall = time.monotonic() - start
+    err = p.stderr.read().decode(errors="replace")
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        raise RuntimeError("conveyor exited %d: %s" % (p.returncode, err[-500:]))
+    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "rss_kib": ru.ru_maxrss}
+
+
+def _median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
+def _demo_rss(ctx):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, CONVEYOR_PLUGIN_PATH=ctx.plugin_dir, CONVEYOR_LOG_FORMAT="json")
+    p = subprocess.Popen([ctx.conveyor, "run", "--listen", "127.0.0.1:%d" % port], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + (2 if ctx.quick else 6)
+        peak = 0
+        while time.monotonic() < deadline and p.poll() is None:
+            with open("/proc/%d/status" % p.pid) as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+            time.sleep(0.2)  # sampling interval, not synchronisation
+        return peak
+    finally:
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def run(ctx):
+    count = 2_000_000 if ctx.quick else 40_000_000
+    reps = 1 if ctx.quick else 3
+    results = {"true": [], "false": []}
+    for rep in range(reps):
+        for metrics in ("true", "false"):
+            ctx.progress("core: %s records, instrumentation %s, run %d/%d" %
+                         (count, "on" if metrics == "true" else "off", rep + 1, reps))
+            results[metrics].append(_run_once(ctx, metrics, count))
+    rows = []
+    rate = {}
+    for metrics in ("true", "false"):
+        rs = results[metrics]
+        label = "instrumentation " + ("on" if metrics == "true" else "off")
+        wall = _median([r["wall"] for r in rs])
+        cpu = _median([r["cpu"] for r in rs])
+        rss = max(r["rss_kib"] for r in rs)
+        rate[metrics] = count / wall
+        rows.append({"benchmark": "core (%s)" % label, "metric": "throughput",
+                     "value": count / wall, "unit": "records/s", "baseline": None,
+                     "ratio": None, "target": ">= 10M/s" if metrics == "true" else None,
+                     "ok": (count / wall >= 10e6) if metrics == "true" else None})
+        rows.append({"benchmark": "core (%s)" % label, "metric": "CPU per million",
+                     "value": cpu / count * 1e6, "unit": "CPU-s/M", "baseline": None,
+                     "ratio": None, "target": None, "ok": None})
+        rows.append({"benchmark": "core (%s)" % label, "metric": "peak RSS",
+                     "value": rss / 1024.0, "unit": "MiB", "baseline": None, "ratio": None,
+                     "target": None, "ok": None})
+    ratio = rate["true"] / rate["false"]
+    rows.append({"benchmark": "core", "metric": "instrumented / bare throughput",
+                 "value": ratio, "unit": "ratio", "baseline": rate["false"], "ratio": ratio,
+                 "target": ">= 0.98", "ok": ratio >= 0.98})
+    ctx.progress("core: demo memory")
+    peak = _demo_rss(ctx)
+    rows.append({"benchmark": "demo", "metric": "peak RSS", "value": peak / 1024.0,
+                 "unit": "MiB", "baseline": None, "ratio": None, "target": "< 16 MiB",
+                 "ok": peak / 1024.0 < 16})
+    return rows
