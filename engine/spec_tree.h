@@ -72,4 +72,14 @@ struct spec_node *spec_map_get(const struct spec_node *map, const char *key);
 /* "map", "sequence" or "scalar", for messages. */
 const char *spec_node_type_name(enum spec_node_type type);
 
+/* True for a missing node or a YAML null: a plain, not interpolated scalar
+ * that is empty, "~" or "null" ("key:" with nothing after it). */
+bool spec_node_is_null(const struct spec_node *node);
+
+/* Writes `len` bytes of `s` into `buf` (size >= 8) for a message: control
+ * characters, quotes and backslashes escaped as \xNN, cut with "..." when
+ * it does not fit. Returns buf. Never use it on secret or interpolated
+ * values. */
+const char *spec_text_escape(char *buf, size_t size, const char *s, size_t len);
+
 #endif
