@@ -76,14 +76,27 @@ static void api_ack_record(struct cv_batch *pub, uint32_t index, enum cv_ack out
 static void api_ack_batch(struct cv_batch *pub, enum cv_ack outcome, const char *reason)
 {
 	struct batch *b = batch_of(pub);
+	static const uint16_t flag_of[] = { CV_RECORD_DELIVERED, CV_RECORD_REJECTED,
+		                            CV_RECORD_FAILED };
+	uint16_t flag = flag_of[(unsigned)outcome <= CV_ACK_FAILED ? outcome : CV_ACK_FAILED];
 	uint32_t n = 0;
+	/* One pass setting flags, one atomic add: no locked instruction per record. */
 	for (uint32_t i = 0; i < pub->count; i++) {
-		if (pub->records[i].flags & SETTLED)
+		struct cv_record *r = &pub->records[i];
+		if (r->flags & SETTLED)
 			continue;
-		settle(b, i, outcome, reason);
+		r->flags |= flag;
 		n++;
+		if (flag == CV_RECORD_REJECTED)
+			pipeline_record_rejected(b, i, reason);
 	}
-	if (n && atomic_fetch_sub_explicit(&b->pending, n, memory_order_acq_rel) == n)
+	if (!n)
+		return;
+	_Atomic uint32_t *counter = flag == CV_RECORD_DELIVERED  ? &b->delivered
+	                            : flag == CV_RECORD_REJECTED ? &b->rejected
+	                                                         : &b->failed;
+	atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
+	if (atomic_fetch_sub_explicit(&b->pending, n, memory_order_acq_rel) == n)
 		pipeline_batch_complete(b);
 }
 

@@ -160,17 +160,51 @@ static void count(struct metric_series *s, _Atomic uint64_t *total, uint64_t n)
 		metric_inc(s, n);
 }
 
-static void observe_latency(struct pipeline *p, struct batch *b)
+static size_t latency_bucket(const struct pipeline *p, int64_t lat)
+{
+	size_t a = 0, z = p->nlatency;
+	while (a < z) {
+		size_t mid = (a + z) / 2;
+		if (lat <= p->latency_bounds_ns[mid])
+			z = mid;
+		else
+			a = mid + 1;
+	}
+	return a;
+}
+
+static void observe_latency(struct pipeline *p, struct batch *b, uint32_t delivered)
 {
 	const int64_t now = host_now_ns();
-	const int64_t *bounds = p->latency_bounds_ns;
-	const size_t n = p->nlatency;
+	const struct cv_record *recs = b->pub.records;
+	const uint32_t n = b->pub.count;
+	if (delivered == n) {
+		/* Common case: every record delivered. Records of a batch were made
+		 * close together, so usually all fall in one bucket: find the
+		 * extremes and the sum in one tight pass. */
+		int64_t lo = INT64_MAX, hi = INT64_MIN, sum = 0;
+		for (uint32_t i = 0; i < n; i++) {
+			int64_t ts = recs[i].timestamp;
+			lo = ts < lo ? ts : lo;
+			hi = ts > hi ? ts : hi;
+			sum += ts;
+		}
+		int64_t lat_min = now - hi, lat_max = now - lo;
+		if (lat_min >= 0) {
+			size_t idx = latency_bucket(p, lat_min);
+			if (idx == latency_bucket(p, lat_max)) {
+				double total = (double)now * n - (double)sum;
+				metric_observe_bucket(p->latency, idx, total * 1e-9, n);
+				return;
+			}
+		}
+	}
 	int64_t lo = 0, hi = -1;
 	size_t idx = 0;
 	uint64_t cnt = 0;
 	int64_t sum = 0;
-	for (uint32_t i = 0; i < b->pub.count; i++) {
-		const struct cv_record *r = &b->pub.records[i];
+	for (uint32_t i = 0; i < n; i++) {
+		const struct cv_record *r = &recs[i];
 		if (!(r->flags & CV_RECORD_DELIVERED))
 			continue;
 		int64_t lat = now - r->timestamp;
@@ -181,17 +215,9 @@ static void observe_latency(struct pipeline *p, struct batch *b)
 				metric_observe_bucket(p->latency, idx, (double)sum * 1e-9, cnt);
 			cnt = 0;
 			sum = 0;
-			size_t a = 0, z = n;
-			while (a < z) {
-				size_t mid = (a + z) / 2;
-				if (lat <= bounds[mid])
-					z = mid;
-				else
-					a = mid + 1;
-			}
-			idx = a;
-			lo = idx ? bounds[idx - 1] : -1;
-			hi = idx < n ? bounds[idx] : INT64_MAX;
+			idx = latency_bucket(p, lat);
+			lo = idx ? p->latency_bounds_ns[idx - 1] : -1;
+			hi = idx < p->nlatency ? p->latency_bounds_ns[idx] : INT64_MAX;
 		}
 		cnt++;
 		sum += lat;
@@ -215,7 +241,7 @@ void pipeline_batch_complete(struct batch *b)
 	count(sink->m.errors, &sink->total_errors,
 	      atomic_load_explicit(&b->failed, memory_order_relaxed));
 	if (p->latency && delivered)
-		observe_latency(p, b);
+		observe_latency(p, b, delivered);
 	pthread_mutex_lock(&p->mu);
 	b->next = p->done_head;
 	p->done_head = b;
@@ -261,7 +287,11 @@ void pipeline_dead_letter(struct cv_stage *st, const void *raw, size_t raw_len,
                           const struct cv_record *record, const char *reason)
 {
 	struct pipeline *p = st->pipeline;
-	count(st->m.dropped, &st->total_dropped, 1);
+	/* A source's input never became a record: count it here. A transform
+	 * drops the record too, and run_batch counts it then. */
+	atomic_fetch_add_explicit(&st->total_dead_lettered, 1, memory_order_relaxed);
+	if (st->plugin->kind == CV_KIND_SOURCE)
+		count(st->m.dropped, &st->total_dropped, 1);
 	if (p && p->dead_letter &&
 	    dead_letter_write(p->dead_letter, st->pipeline_name, st->name, reason, record, raw,
 	                      raw_len) == 0)

@@ -122,7 +122,7 @@ int plugin_descriptor_check(const struct cv_plugin *d, const char *path, char *e
 		snprintf(err, errlen, "%s: descriptor too small (%u bytes)", path, d->struct_size);
 		return -1;
 	}
-	if (!d->name || !d->init || !d->destroy) {
+	if (!d->name || !*d->name || !d->init || !d->destroy) {
 		snprintf(err, errlen, "%s: descriptor lacks a name, init or destroy", path);
 		return -1;
 	}

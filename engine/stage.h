@@ -43,6 +43,7 @@ struct cv_stage {
 	_Atomic uint64_t total_out;
 	_Atomic uint64_t total_dropped;
 	_Atomic uint64_t total_errors;
+	_Atomic uint64_t total_dead_lettered;
 };
 
 /* Registers the stage's host metrics in `registry` (labels pipeline, stage,

@@ -131,7 +131,7 @@ uint64_t harness_acked(struct harness *h, enum cv_ack outcome)
 
 uint64_t harness_dead_lettered(struct harness *h)
 {
-	return atomic_load(&h->stage.total_dropped);
+	return atomic_load(&h->stage.total_dead_lettered);
 }
 
 double harness_metric(struct harness *h, const char *name, const char *label_value)
