@@ -1,0 +1,111 @@
+/*
+ * record_format.h - encodes records as JSON or InfluxDB line protocol into a
+ * growable byte buffer. Shared by the sinks (console, file, kafka_out,
+ * influxdb); built as the static library `cv_record_format`, linked into each
+ * plugin (plugins link nothing of the host).
+ *
+ * JSON, one object per record, keys in this order:
+ *   {"measurement":"conveyor_speed","timestamp":1700000000000000000,
+ *    "tags":{"line_id":"line-1"},"fields":{"speed_ms":1.23,"seq":42}}
+ * Integers are JSON integers; floats always carry a '.' or an exponent (2.0,
+ * 1e+16) so a decoder can tell them from integers, and are the shortest text
+ * that reads back as the same double; booleans are true/false. Strings are
+ * escaped per RFC 8259 and must be valid UTF-8. NaN and infinities have no
+ * JSON form: CV_EINVAL.
+ *
+ * InfluxDB line protocol (1.x and 2.x /write):
+ *   measurement[,tag=value...] field=value[,field=value...] timestamp_ns
+ * - measurement escapes ',' and ' '; tag keys, tag values and field keys
+ *   escape ',', '=' and ' ' with a backslash;
+ * - string field values are double-quoted with '"' and '\' backslash-escaped;
+ * - integers get the 'i' suffix, booleans are t/f, floats are the shortest
+ *   round-trip text; NaN and infinities: CV_EINVAL;
+ * - tags are written sorted by key (bytewise, as InfluxDB recommends); tags
+ *   with an empty value are omitted (the protocol has no empty tag value).
+ * What line protocol cannot carry faithfully is refused with CV_EINVAL, so a
+ * sink can reject the one record instead of having the server refuse a whole
+ * request (decision, after the InfluxDB docs and the 1.x parser; hostile
+ * names and values were checked to read back unchanged from influxd 1.6.7):
+ * - a newline or carriage return anywhere, string field values included:
+ *   the docs state line protocol does not support '\n' in tag or field
+ *   values (InfluxDB 1.6 happens to keep one inside a quoted string, other
+ *   readers split the line there), and writing "\n" as two characters would
+ *   store a backslash and an 'n', not a newline;
+ * - in measurement, tag keys, tag values and field keys: a backslash that is
+ *   last or followed by ',', '=', ' ' or '"' (the protocol has no escape for
+ *   the backslash itself there, so it would swallow the next delimiter);
+ * - an empty measurement, tag key or field key; no fields at all; two tags
+ *   with the same key; a measurement starting with '#' (a comment line), tab
+ *   or NUL (stripped by the parser); a field key starting with tab or NUL;
+ *   a tag or field key "time" (InfluxDB drops such points); a series key
+ *   (measurement, tags and a field key) longer than 65535 bytes.
+ *
+ * Neither encoder appends a newline: the caller separates records.
+ * On error an encoder leaves the buffer as it found it.
+ */
+#ifndef CONVEYOR_RECORD_FORMAT_H
+#define CONVEYOR_RECORD_FORMAT_H
+
+#include <stddef.h>
+
+#include <conveyor/plugin.h>
+
+/* A growable byte buffer. Zero-initialised ({0}) is a valid empty buffer.
+ * `data` is owned by the buffer; it is not NUL-terminated. Reuse one buffer
+ * per batch (cv_buf_reset) so the steady state allocates nothing. */
+struct cv_buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+
+/* Makes room for `extra` more bytes. Returns 0 or CV_ENOMEM. */
+int cv_buf_reserve(struct cv_buf *buf, size_t extra);
+/* Appends `len` bytes. Returns 0 or CV_ENOMEM. */
+int cv_buf_append(struct cv_buf *buf, const void *data, size_t len);
+/* Forgets the content, keeps the memory. */
+void cv_buf_reset(struct cv_buf *buf);
+/* Frees the memory; the buffer is empty and reusable afterwards. */
+void cv_buf_free(struct cv_buf *buf);
+
+/* Record encodings, in the order of cv_record_format_names. */
+enum cv_record_format {
+	CV_FORMAT_JSON = 0,
+	CV_FORMAT_INFLUX = 1,
+};
+
+/* {"json", "influx", NULL}: usable as a CV_OPT_ENUM's enum_values, whose
+ * index is then an enum cv_record_format. */
+extern const char *const cv_record_format_names[];
+
+/* Returns the format named `name` ("json" or "influx"), or CV_EINVAL. */
+int cv_record_format_parse(const char *name);
+/* Returns the format's name, or NULL for an unknown value. */
+const char *cv_record_format_name(enum cv_record_format format);
+
+/* Appends `record` as one JSON object. Returns 0, CV_EINVAL (non-finite
+ * float, invalid UTF-8, unknown field type) or CV_ENOMEM. */
+int cv_record_encode_json(struct cv_buf *buf, const struct cv_record *record);
+/* Appends `record` as one line of line protocol, without the newline.
+ * Returns 0, CV_EINVAL (see the rules above) or CV_ENOMEM. */
+int cv_record_encode_influx(struct cv_buf *buf, const struct cv_record *record);
+/* Dispatches on `format`; CV_EINVAL for an unknown format. */
+int cv_record_encode(struct cv_buf *buf, enum cv_record_format format,
+                     const struct cv_record *record);
+
+/* Longest text cv_format_double() writes, without the NUL. */
+#define CV_DOUBLE_MAX_TEXT 32
+
+/* Writes text that reads back (strtod) as exactly `value`, always with a
+ * '.' or an exponent: "2.0", "0.1", "-1.5e-07", "1e+16", laid out as Python's
+ * repr. The digits come from Grisu2: the shortest in nearly every case
+ * (about 1 in 1000 doubles gets a digit or two more), always an exact round
+ * trip. Writes at most CV_DOUBLE_MAX_TEXT bytes plus a
+ * NUL; returns the length, or CV_EINVAL for NaN or an infinity (then writes
+ * nothing). */
+int cv_format_double(char *out, double value);
+
+/* Writes `value` in decimal; returns the length (at most 20), no NUL. */
+int cv_format_int64(char *out, int64_t value);
+
+#endif
