@@ -2,6 +2,7 @@
 host's instrumentation on and off, plus the demo's memory footprint."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,7 +13,7 @@ TITLE = "sim_speed -> anomaly -> null, instrumentation on/off; demo RSS"
 SPEC = """version: 1
 engine:
   http: {{ listen: "" }}
-  log: {{ level: warn, format: json }}
+  log: {{ level: info, format: json }}
   metrics: {{ enabled: {metrics} }}
 pipelines:
   bench:
@@ -41,7 +42,12 @@ def _run_once(ctx, metrics, count):
     p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0:
         raise RuntimeError("conveyor exited %d: %s" % (p.returncode, err[-500:]))
-    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "rss_kib": ru.ru_maxrss}
+    # ru_maxrss would include the harness's own memory before exec: the
+    # engine reports its VmHWM when it stops.
+    m = re.search(r"peak RSS ([0-9.]+) MiB", err)
+    if not m:
+        raise RuntimeError("no peak RSS in the engine's log: %s" % err[-500:])
+    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "rss_kib": float(m.group(1)) * 1024}
 
 
 def _median(xs):

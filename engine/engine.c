@@ -1,6 +1,7 @@
 #include "engine.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -75,6 +76,21 @@ static void register_build_info(struct metrics *m)
 	struct metric_series *s = f ? metrics_series(f, values) : NULL;
 	if (s)
 		metric_set(s, 1);
+}
+
+/* VmHWM of this process in KiB (getrusage's maxrss would include what the
+ * parent used before exec). */
+static long peak_rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	long kib = 0;
+	char line[256];
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "VmHWM: %ld", &kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kib;
 }
 
 static int build_pipelines(struct engine *e)
@@ -244,7 +260,7 @@ int engine_run(struct engine_spec *spec, const struct engine_options *opts)
 	}
 	if (spec->summary_interval_ns > 0 && last_in && last_out)
 		log_summary(&e, last_in, last_out, host_monotonic_ns() - last_summary);
-	log_info("stopped");
+	log_info("stopped; peak RSS %.1f MiB", (double)peak_rss_kib() / 1024.0);
 out:
 	http_server_stop(http);
 	for (size_t i = 0; i < e.npipelines; i++) {
