@@ -300,11 +300,18 @@ void pipeline_dead_letter(struct cv_stage *st, const void *raw, size_t raw_len,
 		warn_limited(p, st->name, "dead letter", reason);
 }
 
+void pipeline_batch_release(struct batch *b)
+{
+	if (atomic_fetch_sub_explicit(&b->pending, 1, memory_order_acq_rel) == 1)
+		pipeline_batch_complete(b);
+}
+
 /* Settles every live record of a batch as failed (a transform failed). */
 static void fail_batch(struct batch *b, const char *reason)
 {
-	atomic_store(&b->pending, b->pub.live);
+	atomic_store(&b->pending, b->pub.live + 1);
 	host_api.ack_batch(&b->pub, CV_ACK_FAILED, reason);
+	pipeline_batch_release(b);
 }
 
 static void run_batch(struct pipeline *p, struct batch *b)
@@ -337,13 +344,14 @@ static void run_batch(struct pipeline *p, struct batch *b)
 		return;
 	}
 	count(sink->m.in, NULL, live);
-	atomic_store_explicit(&b->pending, live, memory_order_release);
+	/* The host holds one extra count while write runs, so the batch cannot
+	 * complete (and be recycled) under our feet, whatever the sink settles
+	 * during the call or from its own threads. */
+	atomic_store_explicit(&b->pending, live + 1, memory_order_release);
 	bool async = sink->plugin->flags & CV_PLUGIN_ASYNC_ACK;
 	int64_t t0 = call_begin(sink);
 	int rc = sink->plugin->write(sink->state, &b->pub);
 	call_end(sink, t0);
-	/* An async sink may have settled and recycled the batch already: touch it
-	 * only when write failed (then it took nothing). */
 	if (rc < 0) {
 		count(sink->m.errors, NULL, 1);
 		log_write(CV_LOG_ERROR, p->cfg.name, sink->name, "write failed (error %d)", rc);
@@ -351,6 +359,7 @@ static void run_batch(struct pipeline *p, struct batch *b)
 	} else if (!async) {
 		host_api.ack_batch(&b->pub, CV_ACK_DELIVERED, NULL);
 	}
+	pipeline_batch_release(b);
 }
 
 static int64_t current_deadline(struct pipeline *p)

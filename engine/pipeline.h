@@ -100,6 +100,8 @@ bool pipeline_alive(const struct pipeline *p, int64_t stuck_ns, const char **why
 
 /* Called by the host API when the sink settled the batch's last record. */
 void pipeline_batch_complete(struct batch *b);
+/* Drops the host's own hold on a batch taken while the sink's write runs. */
+void pipeline_batch_release(struct batch *b);
 /* Called by the host API for a record the sink rejected for good. */
 void pipeline_record_rejected(struct batch *b, uint32_t index, const char *reason);
 /* Called by the host API when a stage dead-letters input. */

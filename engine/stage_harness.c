@@ -113,12 +113,13 @@ int harness_process(struct harness *h, struct cv_batch *batch)
 int harness_write(struct harness *h, struct cv_batch *batch)
 {
 	struct batch *b = batch_of(batch);
-	atomic_store(&b->pending, batch->live);
+	atomic_store(&b->pending, batch->live + 1); /* as the pipeline: a hold during write */
 	int rc = h->stage.plugin->write(h->stage.state, batch);
 	if (rc < 0)
 		host_api.ack_batch(batch, CV_ACK_FAILED, "write failed");
 	else if (!(h->stage.plugin->flags & CV_PLUGIN_ASYNC_ACK))
 		host_api.ack_batch(batch, CV_ACK_DELIVERED, NULL);
+	pipeline_batch_release(b);
 	return rc;
 }
 

@@ -189,6 +189,8 @@ static int map_grow(struct anomaly *a)
  * limit is reached or memory is short. */
 static struct series *series_get(struct anomaly *a, const char *p, uint32_t n)
 {
+	if (!p)
+		p = ""; /* an empty tag value may come without memory */
 	struct cache_entry *c = &a->cache[cache_index(p)];
 	if (c->ptr == p && c->len == n && same_bytes(c->s->key, p, n))
 		return c->s;

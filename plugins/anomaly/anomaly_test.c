@@ -27,7 +27,7 @@ static struct harness *open_anomaly(const char *options)
 
 static struct cv_tag tag_of(const char *value)
 {
-	return (struct cv_tag){ "line_id", value, 7, (uint32_t)strlen(value) };
+	return (struct cv_tag){"line_id", value, 7, (uint32_t)strlen(value)};
 }
 
 /* Appends a record with tag `tag` (may be NULL) and field speed_ms = v. */
@@ -68,7 +68,7 @@ static struct result result_of(const struct cv_record *r)
 	assert_true(r->nfields >= 5);
 	assert_memory_equal(r->fields[0].key, "speed_ms", 8);
 	assert_ptr_equal(m, &r->fields[r->nfields - 4]);
-	return (struct result){ m->v.f, s->v.f, z->v.f, a->v.b };
+	return (struct result){m->v.f, s->v.f, z->v.f, a->v.b};
 }
 
 static uint64_t rng_state = 99;
@@ -92,8 +92,8 @@ static void test_against_naive(void **state)
 	 * spikes, over many windows (the periodic recompute). */
 	enum { KEYS = 3, N = 30000, W = 20, MIN = 5 };
 	static double hist[KEYS][N];
-	int len[KEYS] = { 0 };
-	struct cv_tag tags[KEYS] = { tag_of("a"), tag_of("b"), tag_of("c") };
+	int len[KEYS] = {0};
+	struct cv_tag tags[KEYS] = {tag_of("a"), tag_of("b"), tag_of("c")};
 	const double threshold = 2.5;
 	struct harness *h = open_anomaly("{window: 20, threshold: 2.5, min_samples: 5}");
 	int anomalies = 0, checked = 0;
@@ -260,13 +260,13 @@ static void test_dead_letters(void **state)
 {
 	const struct cv_host_api *api;
 	struct cv_tag t = tag_of("line-1");
-	struct cv_tag other = { "zone", "z1", 4, 2 };
+	struct cv_tag other = {"zone", "z1", 4, 2};
 	struct harness *h = open_anomaly("{}");
 	api = harness_api(h);
 	struct cv_batch *b = harness_batch(h);
 	add(h, b, &t, 1.0);
-	add(h, b, NULL, 1.0);   /* no tags */
-	add(h, b, &other, 1.0); /* not the key tag */
+	add(h, b, NULL, 1.0);                         /* no tags */
+	add(h, b, &other, 1.0);                       /* not the key tag */
 	struct cv_record *r = cv_batch_record_new(b); /* no field */
 	r->tags = &t;
 	r->ntags = 1;
@@ -274,8 +274,11 @@ static void test_dead_letters(void **state)
 	r->tags = &t;
 	r->ntags = 1;
 	struct cv_field *f = cv_record_add_field(api, b, r);
-	*f = (struct cv_field){ .key = "speed_ms", .key_len = 8, .type = CV_FIELD_STRING,
-		                .v.s = "fast", .str_len = 4 };
+	*f = (struct cv_field){.key = "speed_ms",
+	                       .key_len = 8,
+	                       .type = CV_FIELD_STRING,
+	                       .v.s = "fast",
+	                       .str_len = 4};
 	add(h, b, &t, NAN);
 	add(h, b, &t, INFINITY);
 	r = cv_batch_record_new(b); /* an integer field is fine */
@@ -289,7 +292,7 @@ static void test_dead_letters(void **state)
 	assert_int_equal(harness_process(h, b), 0);
 	assert_int_equal(harness_dead_lettered(h), 6);
 	assert_int_equal(b->live, 3);
-	static const bool live[] = { 1, 0, 0, 0, 0, 0, 0, 1, 1, 0 };
+	static const bool live[] = {1, 0, 0, 0, 0, 0, 0, 1, 1, 0};
 	for (int i = 0; i < 10; i++) {
 		assert_int_equal(!(b->records[i].flags & CV_RECORD_DROPPED), live[i]);
 		if (i == 9)
@@ -304,7 +307,7 @@ static void test_recycled_key_memory(void **state)
 	/* The same bytes' address carries another key later (as batch arenas
 	 * are recycled): the series must follow the bytes, not the address. */
 	char keybuf[16];
-	struct cv_tag t = { "line_id", keybuf, 7, 0 };
+	struct cv_tag t = {"line_id", keybuf, 7, 0};
 	struct harness *h = open_anomaly("{window: 5, min_samples: 2}");
 	for (int round = 0; round < 6; round++) {
 		const char *name = round % 2 ? "line-B" : "line-A";
@@ -330,7 +333,7 @@ static void test_many_keys_and_limit(void **state)
 	static struct cv_tag tags[K];
 	for (int i = 0; i < K; i++) {
 		int n = snprintf(names[i], sizeof names[i], "key-%d", i);
-		tags[i] = (struct cv_tag){ "line_id", names[i], 7, (uint32_t)n };
+		tags[i] = (struct cv_tag){"line_id", names[i], 7, (uint32_t)n};
 	}
 	struct harness *h = open_anomaly("{window: 4, min_samples: 2}");
 	for (int round = 0; round < 3; round++) {
@@ -370,7 +373,7 @@ static void test_many_fields(void **state)
 	struct harness *h = open_anomaly("{window: 4, min_samples: 2}");
 	const struct cv_host_api *api = harness_api(h);
 	struct cv_batch *b = harness_batch(h);
-	static const char *const extra[] = { "e1", "e2", "e3", "e4", "e5", "e6" };
+	static const char *const extra[] = {"e1", "e2", "e3", "e4", "e5", "e6"};
 	for (int i = 0; i < 300; i++) {
 		struct cv_record *r = add(h, b, &t, i % 3);
 		for (int j = 0; j < 6; j++)
@@ -394,9 +397,9 @@ static void test_many_fields(void **state)
 static void test_options(void **state)
 {
 	static const char *const bad[] = {
-		"{window: 1}",         "{window: 1000001}",        "{threshold: 0}",
-		"{mode: sometimes}",   "{min_samples: 1}",         "{min_samples: 100, window: 50}",
-		"{field: \"\"}",       "{unknown: 1}",
+	        "{window: 1}",       "{window: 1000001}", "{threshold: 0}",
+	        "{mode: sometimes}", "{min_samples: 1}",  "{min_samples: 100, window: 50}",
+	        "{field: \"\"}",     "{unknown: 1}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct harness *h = NULL;
@@ -405,7 +408,7 @@ static void test_options(void **state)
 	}
 	/* another field and key */
 	struct harness *h = open_anomaly("{field: seq, key: zone, window: 2, min_samples: 2}");
-	struct cv_tag z = { "zone", "north", 4, 5 };
+	struct cv_tag z = {"zone", "north", 4, 5};
 	struct cv_batch *b = harness_batch(h);
 	add(h, b, &z, 1.0);
 	add(h, b, &z, 1.0);
@@ -419,16 +422,16 @@ static void test_options(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_against_naive),
-		cmocka_unit_test(test_spike_and_stall),
-		cmocka_unit_test(test_flat_series),
-		cmocka_unit_test(test_min_samples),
-		cmocka_unit_test(test_drop_normal),
-		cmocka_unit_test(test_dead_letters),
-		cmocka_unit_test(test_recycled_key_memory),
-		cmocka_unit_test(test_many_keys_and_limit),
-		cmocka_unit_test(test_many_fields),
-		cmocka_unit_test(test_options),
+	        cmocka_unit_test(test_against_naive),
+	        cmocka_unit_test(test_spike_and_stall),
+	        cmocka_unit_test(test_flat_series),
+	        cmocka_unit_test(test_min_samples),
+	        cmocka_unit_test(test_drop_normal),
+	        cmocka_unit_test(test_dead_letters),
+	        cmocka_unit_test(test_recycled_key_memory),
+	        cmocka_unit_test(test_many_keys_and_limit),
+	        cmocka_unit_test(test_many_fields),
+	        cmocka_unit_test(test_options),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -74,6 +74,7 @@ struct sim {
 	double ns_per_record;
 	int64_t start_mono; /* due time of record `sched_base` */
 	uint64_t sched_base;
+	int64_t wall_offset; /* wall clock minus monotonic clock */
 
 	/* stop() may come from another thread while read() waits. */
 	atomic_bool stopped;
@@ -121,7 +122,7 @@ static inline double unit(uint64_t r)
 /* Sum of four 16-bit uniforms, centred: close enough to a normal for noise
  * (bounded at about +-3.5 sigma) and far cheaper than Box-Muller. The scale
  * 1/sqrt(4 * (65536^2 - 1) / 12) is applied by the caller's factor. */
-#define SUM4_MEAN 131070.0
+#define SUM4_MEAN   131070.0
 #define SUM4_INV_SD (1.0 / 37837.22)
 static inline double sum4(uint64_t r)
 {
@@ -232,10 +233,10 @@ static int sim_init(struct cv_stage *stage, const struct cv_host_api *api, const
 	char *p = s->names;
 	for (uint32_t i = 0; i < s->nlines; i++) {
 		int n = snprintf(p, 12, "line-%u", i + 1);
-		s->tags[i] = (struct cv_tag){ .key = cfg->tag_key,
-			                      .key_len = (uint32_t)klen,
-			                      .value = p,
-			                      .value_len = (uint32_t)n };
+		s->tags[i] = (struct cv_tag){.key = cfg->tag_key,
+		                             .key_len = (uint32_t)klen,
+		                             .value = p,
+		                             .value_len = (uint32_t)n};
 		p += n + 1;
 		s->lines[i].factor = cfg->base_speed * (0.95 + 0.1 * unit(next_u64(s->rng)));
 		s->lines[i].last_ts = INT64_MIN;
@@ -255,9 +256,17 @@ static int sim_init(struct cv_stage *stage, const struct cv_host_api *api, const
 	return 0;
 }
 
+/* Wall minus monotonic time, from two adjacent clock reads. */
+static int64_t measure_offset(struct sim *s)
+{
+	int64_t wall = s->api->now_ns();
+	return wall - mono_ns();
+}
+
 static int sim_start(void *state)
 {
 	struct sim *s = state;
+	s->wall_offset = measure_offset(s);
 	s->start_mono = mono_ns();
 	s->sched_base = 0;
 	return 0;
@@ -288,8 +297,8 @@ static int64_t due_time(struct sim *s, uint64_t k)
 
 /* Makes sure record r has `n` field slots before any value is drawn, so
  * that running out of arena never loses a drawn value (determinism). */
-static bool ensure_slots(const struct cv_host_api *api, struct cv_batch *batch,
-                         struct cv_record *r, uint16_t n)
+static bool ensure_slots(const struct cv_host_api *api, struct cv_batch *batch, struct cv_record *r,
+                         uint16_t n)
 {
 	while (r->fields_cap < n) {
 		/* The host's slow path grows the slots and hands out one: give
@@ -402,8 +411,13 @@ static int sim_read(void *state, struct cv_batch *batch)
 		if (due - s->emitted < n)
 			n = due - s->emitted;
 		if (n) {
-			int64_t offset = s->api->now_ns() - now; /* monotonic to wall */
-			emit(s, batch, (uint32_t)n, due_time(s, s->emitted) + offset,
+			/* Follow a stepped wall clock, but not the jitter between
+			 * two clock reads, so timestamps keep the schedule's
+			 * spacing. */
+			int64_t offset = measure_offset(s);
+			if (offset > s->wall_offset + 1000000 || offset < s->wall_offset - 1000000)
+				s->wall_offset = offset;
+			emit(s, batch, (uint32_t)n, due_time(s, s->emitted) + s->wall_offset,
 			     s->ns_per_record);
 		}
 	}
@@ -417,94 +431,94 @@ static int sim_read(void *state, struct cv_batch *batch)
 #define OPT(field) offsetof(struct sim_config, field)
 
 static const struct cv_option sim_options[] = {
-	{ .name = "lines",
-	  .type = CV_OPT_INT,
-	  .default_value = "5",
-	  .flags = CV_OPT_HAS_MIN | CV_OPT_HAS_MAX,
-	  .min = 1,
-	  .max = 100000,
-	  .offset = OPT(lines),
-	  .description = "number of conveyor lines (belts); tag values line-1 .. line-N" },
-	{ .name = "rate",
-	  .type = CV_OPT_DOUBLE,
-	  .default_value = "1000",
-	  .flags = CV_OPT_HAS_MIN,
-	  .min = 0,
-	  .offset = OPT(rate),
-	  .description = "records per second over all lines; 0 = as fast as possible" },
-	{ .name = "count",
-	  .type = CV_OPT_INT,
-	  .default_value = "0",
-	  .flags = CV_OPT_HAS_MIN,
-	  .min = 0,
-	  .offset = OPT(count),
-	  .description = "stop after this many records over all lines; 0 = never" },
-	{ .name = "seed",
-	  .type = CV_OPT_INT,
-	  .default_value = "1",
-	  .offset = OPT(seed),
-	  .description = "random seed: the same seed gives the same records" },
-	{ .name = "anomaly_rate",
-	  .type = CV_OPT_DOUBLE,
-	  .default_value = "0.01",
-	  .flags = CV_OPT_HAS_MIN | CV_OPT_HAS_MAX,
-	  .min = 0,
-	  .max = 1,
-	  .offset = OPT(anomaly_rate),
-	  .description = "share of readings replaced by a stall (0 m/s) or a spike (1.5-2.5x)" },
-	{ .name = "base_speed",
-	  .type = CV_OPT_DOUBLE,
-	  .default_value = "2.0",
-	  .flags = CV_OPT_HAS_MIN,
-	  .min = 0,
-	  .offset = OPT(base_speed),
-	  .description = "nominal belt speed in m/s (each line runs within +-5% of it)" },
-	{ .name = "noise",
-	  .type = CV_OPT_DOUBLE,
-	  .default_value = "0.05",
-	  .flags = CV_OPT_HAS_MIN,
-	  .min = 0,
-	  .offset = OPT(noise),
-	  .description = "standard deviation of the reading noise, m/s" },
-	{ .name = "drift",
-	  .type = CV_OPT_DOUBLE,
-	  .default_value = "0.1",
-	  .flags = CV_OPT_HAS_MIN,
-	  .min = 0,
-	  .offset = OPT(drift),
-	  .description = "standard deviation of each line's slow drift (mean-reverting over "
-	                 "about 1000 readings), m/s" },
-	{ .name = "measurement",
-	  .type = CV_OPT_STRING,
-	  .default_value = "conveyor_speed",
-	  .offset = OPT(measurement),
-	  .description = "measurement name of the records" },
-	{ .name = "tag_key",
-	  .type = CV_OPT_STRING,
-	  .default_value = "line_id",
-	  .offset = OPT(tag_key),
-	  .description = "name of the tag that carries the line" },
-	{ .name = "mark_injected",
-	  .type = CV_OPT_BOOL,
-	  .default_value = "false",
-	  .offset = OPT(mark_injected),
-	  .description = "add a boolean field `injected`, true on injected stalls and spikes "
-	                 "(to measure detection)" },
-	{ 0 },
+        {.name = "lines",
+         .type = CV_OPT_INT,
+         .default_value = "5",
+         .flags = CV_OPT_HAS_MIN | CV_OPT_HAS_MAX,
+         .min = 1,
+         .max = 100000,
+         .offset = OPT(lines),
+         .description = "number of conveyor lines (belts); tag values line-1 .. line-N"},
+        {.name = "rate",
+         .type = CV_OPT_DOUBLE,
+         .default_value = "1000",
+         .flags = CV_OPT_HAS_MIN,
+         .min = 0,
+         .offset = OPT(rate),
+         .description = "records per second over all lines; 0 = as fast as possible"},
+        {.name = "count",
+         .type = CV_OPT_INT,
+         .default_value = "0",
+         .flags = CV_OPT_HAS_MIN,
+         .min = 0,
+         .offset = OPT(count),
+         .description = "stop after this many records over all lines; 0 = never"},
+        {.name = "seed",
+         .type = CV_OPT_INT,
+         .default_value = "1",
+         .offset = OPT(seed),
+         .description = "random seed: the same seed gives the same records"},
+        {.name = "anomaly_rate",
+         .type = CV_OPT_DOUBLE,
+         .default_value = "0.01",
+         .flags = CV_OPT_HAS_MIN | CV_OPT_HAS_MAX,
+         .min = 0,
+         .max = 1,
+         .offset = OPT(anomaly_rate),
+         .description = "share of readings replaced by a stall (0 m/s) or a spike (1.5-2.5x)"},
+        {.name = "base_speed",
+         .type = CV_OPT_DOUBLE,
+         .default_value = "2.0",
+         .flags = CV_OPT_HAS_MIN,
+         .min = 0,
+         .offset = OPT(base_speed),
+         .description = "nominal belt speed in m/s (each line runs within +-5% of it)"},
+        {.name = "noise",
+         .type = CV_OPT_DOUBLE,
+         .default_value = "0.05",
+         .flags = CV_OPT_HAS_MIN,
+         .min = 0,
+         .offset = OPT(noise),
+         .description = "standard deviation of the reading noise, m/s"},
+        {.name = "drift",
+         .type = CV_OPT_DOUBLE,
+         .default_value = "0.1",
+         .flags = CV_OPT_HAS_MIN,
+         .min = 0,
+         .offset = OPT(drift),
+         .description = "standard deviation of each line's slow drift (mean-reverting over "
+                        "about 1000 readings), m/s"},
+        {.name = "measurement",
+         .type = CV_OPT_STRING,
+         .default_value = "conveyor_speed",
+         .offset = OPT(measurement),
+         .description = "measurement name of the records"},
+        {.name = "tag_key",
+         .type = CV_OPT_STRING,
+         .default_value = "line_id",
+         .offset = OPT(tag_key),
+         .description = "name of the tag that carries the line"},
+        {.name = "mark_injected",
+         .type = CV_OPT_BOOL,
+         .default_value = "false",
+         .offset = OPT(mark_injected),
+         .description = "add a boolean field `injected`, true on injected stalls and spikes "
+                        "(to measure detection)"},
+        {0},
 };
 
 CV_PLUGIN_EXPORT const struct cv_plugin cv_plugin_descriptor = {
-	CV_PLUGIN_HEADER,
-	.name = "sim_speed",
-	.version = "0.1.0",
-	.description = "simulated conveyor belt speeds: N lines, a set rate or flat out, noise, "
-	               "drift, injected stalls and spikes, repeatable by seed",
-	.kind = CV_KIND_SOURCE,
-	.options = sim_options,
-	.config_size = sizeof(struct sim_config),
-	.init = sim_init,
-	.destroy = sim_destroy,
-	.start = sim_start,
-	.read = sim_read,
-	.stop = sim_stop,
+        CV_PLUGIN_HEADER,
+        .name = "sim_speed",
+        .version = "0.1.0",
+        .description = "simulated conveyor belt speeds: N lines, a set rate or flat out, noise, "
+                       "drift, injected stalls and spikes, repeatable by seed",
+        .kind = CV_KIND_SOURCE,
+        .options = sim_options,
+        .config_size = sizeof(struct sim_config),
+        .init = sim_init,
+        .destroy = sim_destroy,
+        .start = sim_start,
+        .read = sim_read,
+        .stop = sim_stop,
 };

@@ -64,7 +64,8 @@ static size_t collect(struct harness *h, struct reading *out, size_t max, int *e
 			o->seq = seq->v.i;
 			o->ts = r->timestamp;
 			o->speed = speed->v.f;
-			o->injected = inj ? (assert_int_equal(inj->type, CV_FIELD_BOOL), inj->v.b) : -1;
+			o->injected =
+			        inj ? (assert_int_equal(inj->type, CV_FIELD_BOOL), inj->v.b) : -1;
 			o->tag_value = r->tags[0].value;
 		}
 		if (rc == CV_EOF) {
@@ -87,10 +88,11 @@ static struct harness *open_sim(const char *options, uint32_t batch)
 static void test_deterministic_across_batch_sizes(void **state)
 {
 	enum { N = 5000 };
-	static const uint32_t sizes[] = { 1024, 37, 1, 4096 };
+	static const uint32_t sizes[] = {1024, 37, 1, 4096};
 	struct reading *ref = calloc(N, sizeof *ref), *got = calloc(N, sizeof *got);
 	for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
-		struct harness *h = open_sim("{lines: 7, rate: 0, count: 5000, seed: 42}", sizes[s]);
+		struct harness *h =
+		        open_sim("{lines: 7, rate: 0, count: 5000, seed: 42}", sizes[s]);
 		int eof;
 		struct reading *dst = s == 0 ? ref : got;
 		assert_int_equal(collect(h, dst, N, &eof), N);
@@ -124,8 +126,8 @@ static void test_seq_and_timestamps_per_line(void **state)
 	int eof;
 	assert_int_equal(collect(h, r, N, &eof), N);
 	harness_close(h);
-	int64_t seq[LINES + 1] = { 0 }, ts[LINES + 1];
-	const char *tagp[LINES + 1] = { 0 };
+	int64_t seq[LINES + 1] = {0}, ts[LINES + 1];
+	const char *tagp[LINES + 1] = {0};
 	for (int i = 0; i <= LINES; i++)
 		ts[i] = INT64_MIN;
 	for (size_t i = 0; i < N; i++) {
@@ -143,7 +145,8 @@ static void test_seq_and_timestamps_per_line(void **state)
 	}
 	/* flat out stamps with the wall clock: within a day of now */
 	int64_t now = (int64_t)time(NULL) * 1000000000;
-	assert_true(r[N - 1].ts > now - 86400LL * 1000000000 && r[N - 1].ts < now + 86400LL * 1000000000);
+	assert_true(r[N - 1].ts > now - 86400LL * 1000000000 &&
+	            r[N - 1].ts < now + 86400LL * 1000000000);
 	free(r);
 }
 
@@ -174,9 +177,10 @@ static void test_anomaly_share(void **state)
 {
 	enum { N = 100000 };
 	struct reading *r = calloc(N, sizeof *r);
-	struct harness *h = open_sim("{lines: 10, rate: 0, count: 100000, anomaly_rate: 0.05, "
-	                             "mark_injected: true, base_speed: 2.0, noise: 0.05, drift: 0.1}",
-	                             4096);
+	struct harness *h =
+	        open_sim("{lines: 10, rate: 0, count: 100000, anomaly_rate: 0.05, "
+	                 "mark_injected: true, base_speed: 2.0, noise: 0.05, drift: 0.1}",
+	                 4096);
 	int eof;
 	assert_int_equal(collect(h, r, N, &eof), N);
 	harness_close(h);
@@ -281,8 +285,8 @@ static void test_stop(void **state)
 static void test_options(void **state)
 {
 	static const char *const bad[] = {
-		"{lines: 0}",         "{lines: 100001}", "{rate: -1}",     "{count: -1}",
-		"{anomaly_rate: 1.5}", "{anomaly_rate: -0.1}", "{nosuch: 1}", "{measurement: \"\"}",
+	        "{lines: 0}",          "{lines: 100001}",      "{rate: -1}",  "{count: -1}",
+	        "{anomaly_rate: 1.5}", "{anomaly_rate: -0.1}", "{nosuch: 1}", "{measurement: \"\"}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct harness *h = NULL;
@@ -314,14 +318,14 @@ static void test_options(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_deterministic_across_batch_sizes),
-		cmocka_unit_test(test_seq_and_timestamps_per_line),
-		cmocka_unit_test(test_count),
-		cmocka_unit_test(test_anomaly_share),
-		cmocka_unit_test(test_paced),
-		cmocka_unit_test(test_paced_wait_is_bounded),
-		cmocka_unit_test(test_stop),
-		cmocka_unit_test(test_options),
+	        cmocka_unit_test(test_deterministic_across_batch_sizes),
+	        cmocka_unit_test(test_seq_and_timestamps_per_line),
+	        cmocka_unit_test(test_count),
+	        cmocka_unit_test(test_anomaly_share),
+	        cmocka_unit_test(test_paced),
+	        cmocka_unit_test(test_paced_wait_is_bounded),
+	        cmocka_unit_test(test_stop),
+	        cmocka_unit_test(test_options),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -346,7 +346,10 @@ struct cv_plugin {
 	 * are then failed). */
 	int (*process)(void *state, struct cv_batch *batch);
 
-	/* Sink: delivers the batch's live records. See CV_PLUGIN_ASYNC_ACK. */
+	/* Sink: delivers the batch's live records. See CV_PLUGIN_ASYNC_ACK. A
+	 * synchronous sink may still reject single records with ack_record()
+	 * during the call; the host settles the rest when write returns. A
+	 * negative return fails every record not settled yet. */
 	int (*write)(void *state, struct cv_batch *batch);
 	/* Sink, optional: delivers everything pending before `deadline_ns` (a
 	 * now_ns() value); called at drain. Returns 0, or CV_EAGAIN if records
