@@ -182,18 +182,20 @@ static void observe_latency(struct pipeline *p, struct batch *b, uint32_t delive
 		/* Common case: every record delivered. Records of a batch were made
 		 * close together, so usually all fall in one bucket: find the
 		 * extremes and the sum in one tight pass. */
-		int64_t lo = INT64_MAX, hi = INT64_MIN, sum = 0;
+		int64_t lo = INT64_MAX, hi = INT64_MIN, base = recs[0].timestamp;
+		uint64_t spread = 0; /* sum of ts - base, wrapping: only used when small */
 		for (uint32_t i = 0; i < n; i++) {
 			int64_t ts = recs[i].timestamp;
 			lo = ts < lo ? ts : lo;
 			hi = ts > hi ? ts : hi;
-			sum += ts;
+			spread += (uint64_t)ts - (uint64_t)base;
 		}
-		int64_t lat_min = now - hi, lat_max = now - lo;
-		if (lat_min >= 0) {
+		int64_t lat_min, lat_max;
+		if (!__builtin_sub_overflow(now, hi, &lat_min) &&
+		    !__builtin_sub_overflow(now, lo, &lat_max) && lat_min >= 0) {
 			size_t idx = latency_bucket(p, lat_min);
 			if (idx == latency_bucket(p, lat_max)) {
-				double total = (double)now * n - (double)sum;
+				double total = (double)n * (double)(now - base) - (double)(int64_t)spread;
 				metric_observe_bucket(p->latency, idx, total * 1e-9, n);
 				return;
 			}
@@ -202,17 +204,19 @@ static void observe_latency(struct pipeline *p, struct batch *b, uint32_t delive
 	int64_t lo = 0, hi = -1;
 	size_t idx = 0;
 	uint64_t cnt = 0;
-	int64_t sum = 0;
+	double sum = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		const struct cv_record *r = &recs[i];
 		if (!(r->flags & CV_RECORD_DELIVERED))
 			continue;
-		int64_t lat = now - r->timestamp;
+		int64_t lat;
+		if (__builtin_sub_overflow(now, r->timestamp, &lat))
+			lat = r->timestamp < 0 ? INT64_MAX : 0;
 		if (lat < 0)
 			lat = 0;
 		if (lat > hi || lat <= lo) {
 			if (cnt)
-				metric_observe_bucket(p->latency, idx, (double)sum * 1e-9, cnt);
+				metric_observe_bucket(p->latency, idx, sum * 1e-9, cnt);
 			cnt = 0;
 			sum = 0;
 			idx = latency_bucket(p, lat);
@@ -220,10 +224,10 @@ static void observe_latency(struct pipeline *p, struct batch *b, uint32_t delive
 			hi = idx < p->nlatency ? p->latency_bounds_ns[idx] : INT64_MAX;
 		}
 		cnt++;
-		sum += lat;
+		sum += (double)lat;
 	}
 	if (cnt)
-		metric_observe_bucket(p->latency, idx, (double)sum * 1e-9, cnt);
+		metric_observe_bucket(p->latency, idx, sum * 1e-9, cnt);
 }
 
 void pipeline_batch_complete(struct batch *b)
