@@ -8,16 +8,14 @@ BUILD_PKGS=(build-essential cmake ninja-build pkg-config
   librdkafka-dev libssl-dev libcurl4-openssl-dev libyaml-dev libmicrohttpd-dev)
 TEST_PKGS=(libcmocka-dev clang libclang-rt-14-dev valgrind python3 clang-format
   kcat influxdb influxdb-client prometheus openssl curl shellcheck
-  buildah podman runc debootstrap nodejs npm)
+  buildah podman runc debootstrap uidmap nodejs npm zlib1g-dev)
 
 want=("${BUILD_PKGS[@]}")
 if [[ "${1:-build}" == "test" ]]; then
   want+=("${TEST_PKGS[@]}")
-  if [[ -f tests/k8s/DEPS.txt ]]; then
-    while read -r pkg; do
-      [[ -n "$pkg" && "$pkg" != \#* ]] && want+=("$pkg")
-    done < tests/k8s/DEPS.txt
-  fi
+  # kubectl renders k8s/ offline. Debian's is kubernetes-client; where some
+  # other package already provides kubectl, keep that one (both own the file).
+  command -v kubectl >/dev/null 2>&1 || want+=(kubernetes-client)
 fi
 
 missing=()

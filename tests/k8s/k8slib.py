@@ -1,0 +1,272 @@
+"""Shared helpers of the k8s checks: render the kustomize tree, run the Node
+tools (kubernetes-models, TypeScript) of this folder, walk pod specs.
+
+Needs kubectl (kustomize built in), node + npm, and this folder's
+node_modules (installed here with `npm ci` when missing; see DEPS.md).
+"""
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import conveyor_test as ct  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = ct.SOURCE_DIR
+K8S = os.path.join(SOURCE_DIR, "k8s")
+NAMESPACE = "conveyor-pipeline"
+ENGINE_IMAGE = "conveyor"
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
+
+
+def fail(msg):
+    raise ct.TestFailure(msg)
+
+
+def workdir(name):
+    """A fresh folder for generated files, under the build dir."""
+    base = os.path.join(ct.BUILD_DIR, "k8s-checks")
+    os.makedirs(base, exist_ok=True)
+    path = os.path.join(base, name)
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path)
+    return path
+
+
+def kubectl():
+    path = os.environ.get("KUBECTL") or shutil.which("kubectl")
+    if not path:
+        fail("kubectl not found (set KUBECTL or install it: tests/k8s/DEPS.md)")
+    return path
+
+
+def project_version():
+    with open(os.path.join(SOURCE_DIR, "CMakeLists.txt")) as f:
+        m = re.search(r"project\(conveyor VERSION ([0-9.]+)", f.read())
+    return m.group(1)
+
+
+def run(args, timeout=120, env=None, input=None, cwd=None):
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    r = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=full_env,
+                       input=input, cwd=cwd)
+    return r.returncode, r.stdout, r.stderr
+
+
+def ensure_node_modules():
+    """npm ci into this folder once (locked: tests may run in parallel)."""
+    if not shutil.which("node") or not shutil.which("npm"):
+        fail("node and npm are needed (tests/k8s/DEPS.md)")
+    lock_path = os.path.join("/tmp", "conveyor-k8s-npm-%d.lock" % os.getuid())
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        marker = os.path.join(HERE, "node_modules", ".package-lock.json")
+        lockfile = os.path.join(HERE, "package-lock.json")
+        if os.path.exists(marker) and os.path.getmtime(marker) >= os.path.getmtime(lockfile):
+            return
+        rc, out, err = run(["npm", "ci", "--no-audit", "--no-fund", "--prefix", HERE], timeout=600)
+        if rc != 0:
+            fail("npm ci in %s failed:\n%s%s" % (HERE, out[-2000:], err[-2000:]))
+
+
+def node_tool(*args, timeout=120):
+    ensure_node_modules()
+    rc, out, err = run(["node", os.path.join(HERE, "k8s_tool.mjs")] + list(args), timeout=timeout)
+    return rc, out, err
+
+
+def yaml_docs(*paths):
+    """Every YAML document of the files, parsed strictly (duplicate keys fail)."""
+    rc, out, err = node_tool("yaml2json", *paths)
+    if rc != 0:
+        fail("YAML parse failed: %s" % err)
+    return [item["doc"] for item in json.loads(out)]
+
+
+def yaml_text(text, name="doc.yaml"):
+    path = os.path.join(workdir("yaml-" + name), name)
+    with open(path, "w") as f:
+        f.write(text)
+    return yaml_docs(path)
+
+
+_rendered = {}
+
+
+def render(kubectl_path=None):
+    """`kubectl kustomize k8s/` (cached per kubectl)."""
+    k = kubectl_path or kubectl()
+    if k not in _rendered:
+        rc, out, err = run([k, "kustomize", K8S], timeout=120)
+        if rc != 0:
+            fail("%s kustomize %s failed:\n%s" % (k, K8S, err))
+        _rendered[k] = out
+    return _rendered[k]
+
+
+_objects = None
+
+
+def objects():
+    global _objects
+    if _objects is None:
+        path = os.path.join(workdir("render"), "rendered.yaml")
+        with open(path, "w") as f:
+            f.write(render())
+        _objects = yaml_docs(path)
+    return _objects
+
+
+def name_of(obj):
+    return "%s/%s" % (obj["kind"], obj["metadata"]["name"])
+
+
+def find(objs, kind, name=None):
+    return [o for o in objs if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+
+
+def one(objs, kind, name):
+    found = find(objs, kind, name)
+    if len(found) != 1:
+        fail("expected one %s/%s, found %d" % (kind, name, len(found)))
+    return found[0]
+
+
+def pod_template(obj):
+    """(template metadata, pod spec) of a workload."""
+    if obj["kind"] == "CronJob":
+        tpl = obj["spec"]["jobTemplate"]["spec"]["template"]
+    else:
+        tpl = obj["spec"]["template"]
+    return tpl.get("metadata", {}), tpl["spec"]
+
+
+def workloads(objs):
+    return [o for o in objs if o["kind"] in WORKLOAD_KINDS]
+
+
+def containers(spec, init=True):
+    out = list(spec.get("containers", []))
+    if init:
+        out += spec.get("initContainers", [])
+    return out
+
+
+def is_engine(container):
+    return container.get("image", "").split(":")[0].split("/")[-1] == ENGINE_IMAGE
+
+
+def selector_matches(selector, labels):
+    """A LabelSelector (matchLabels + matchExpressions) against labels."""
+    if selector is None:
+        return False
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for e in selector.get("matchExpressions") or []:
+        key, op, values = e["key"], e["operator"], e.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and labels.get(key) in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def configmap_data(objs, base_name):
+    """The data of the generated ConfigMap base_name-<hash>."""
+    for o in find(objs, "ConfigMap"):
+        n = o["metadata"]["name"]
+        if n == base_name or re.fullmatch(re.escape(base_name) + r"-[a-z0-9]{10}", n):
+            return o.get("data", {})
+    fail("ConfigMap %s not rendered" % base_name)
+
+
+def env_of(container):
+    """name -> value (or the valueFrom dict) of a container's env."""
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}")
+
+
+def spec_vars(text):
+    """[(name, default or None)] of ${VAR} / ${VAR:-default} in a pipeline spec
+    (comment lines skipped)."""
+    out = []
+    for line in text.splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        for m in _VAR.finditer(line):
+            out.append((m.group(1), m.group(3) if m.group(2) else None))
+    return out
+
+
+def expand(text, env):
+    """The engine's ${VAR} / ${VAR:-default} expansion, for checks."""
+    def sub(m):
+        v = env.get(m.group(1))
+        if (v is None or v == "") and m.group(2):
+            return m.group(3)
+        return v if v is not None else ""
+    return _VAR.sub(sub, text)
+
+
+_DURATION = re.compile(r"^\s*([0-9.]+)\s*(ms|s|m|h)?\s*$")
+
+
+def duration_seconds(text):
+    m = _DURATION.match(str(text))
+    if not m:
+        fail("unparsable duration %r" % text)
+    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+    return float(m.group(1)) * scale
+
+
+def engine_pipeline(objs, workload, container):
+    """(ConfigMap key, spec text) of the pipeline an engine container runs:
+    the path in its args, resolved through its volume mounts."""
+    _, spec = pod_template(workload)
+    args = container.get("args", [])
+    if len(args) < 2 or args[0] != "run":
+        fail("%s: engine args should be ['run', SPEC], got %r" % (name_of(workload), args))
+    path = args[1]
+    for m in container.get("volumeMounts", []):
+        mount = m["mountPath"].rstrip("/") + "/"
+        if path.startswith(mount):
+            vol = [v for v in spec.get("volumes", []) if v["name"] == m["name"]][0]
+            if "configMap" not in vol:
+                fail("%s: pipeline %s is not from a ConfigMap" % (name_of(workload), path))
+            key = path[len(mount):]
+            data = configmap_data(objs, re.sub(r"-[a-z0-9]{10}$", "", vol["configMap"]["name"]))
+            if key not in data:
+                fail("%s: ConfigMap %s has no key %s" % (name_of(workload),
+                                                          vol["configMap"]["name"], key))
+            return key, data[key]
+    fail("%s: %s is on no volume mount" % (name_of(workload), path))
+
+
+def tsc(outdir, files):
+    """tsc --noEmit --strict over generated files; (rc, output)."""
+    ensure_node_modules()
+    link = os.path.join(outdir, "node_modules")
+    if not os.path.exists(link):
+        os.symlink(os.path.join(HERE, "node_modules"), link)
+    with open(os.path.join(outdir, "tsconfig.json"), "w") as f:
+        json.dump({"compilerOptions": {"strict": True, "noEmit": True, "target": "es2022",
+                                       "module": "esnext", "moduleResolution": "bundler",
+                                       "skipLibCheck": True, "types": []},
+                   "files": files}, f)
+    rc, out, err = run(["node", os.path.join(HERE, "node_modules", "typescript", "bin", "tsc"),
+                        "-p", os.path.join(outdir, "tsconfig.json")], timeout=300)
+    return rc, out + err
