@@ -39,6 +39,7 @@ struct sim_config {
 	const char *measurement;
 	const char *tag_key;
 	bool mark_injected;
+	struct cv_string_map extra_tags;
 };
 
 struct sim_line {
@@ -55,7 +56,8 @@ struct sim {
 
 	uint64_t rng[4];
 	struct sim_line *lines;
-	struct cv_tag *tags; /* one per line, values in `names` */
+	struct cv_tag *tags; /* ntags per line: the line's, then the extra ones */
+	uint16_t ntags;
 	char *names;
 	uint32_t nlines;
 	uint32_t next_line; /* line of the next record */
@@ -217,7 +219,19 @@ static int sim_init(struct cv_stage *stage, const struct cv_host_api *api, const
 	pthread_mutex_init(&s->lock, NULL);
 
 	s->lines = calloc(s->nlines, sizeof *s->lines);
-	s->tags = calloc(s->nlines, sizeof *s->tags);
+	/* Extra static tags (say, the producer's pod name, so replicas that
+	 * number `seq` from 1 each stay distinct series); empty values are left
+	 * out, as InfluxDB would. */
+	size_t nextra = 0;
+	for (size_t i = 0; i < cfg->extra_tags.count; i++)
+		nextra += cfg->extra_tags.values[i][0] != '\0';
+	if (nextra > 64) {
+		api->log(stage, CV_LOG_ERROR, "at most 64 extra tags");
+		sim_destroy(s);
+		return CV_ECONFIG;
+	}
+	s->ntags = (uint16_t)(1 + nextra);
+	s->tags = calloc((size_t)s->nlines * s->ntags, sizeof *s->tags);
 	/* "line-" + up to 6 digits + NUL per line */
 	s->names = malloc((size_t)s->nlines * 12);
 	if (!s->lines || !s->tags || !s->names) {
@@ -233,10 +247,20 @@ static int sim_init(struct cv_stage *stage, const struct cv_host_api *api, const
 	char *p = s->names;
 	for (uint32_t i = 0; i < s->nlines; i++) {
 		int n = snprintf(p, 12, "line-%u", i + 1);
-		s->tags[i] = (struct cv_tag){.key = cfg->tag_key,
-		                             .key_len = (uint32_t)klen,
-		                             .value = p,
-		                             .value_len = (uint32_t)n};
+		struct cv_tag *t = &s->tags[(size_t)i * s->ntags];
+		t[0] = (struct cv_tag){.key = cfg->tag_key,
+		                       .key_len = (uint32_t)klen,
+		                       .value = p,
+		                       .value_len = (uint32_t)n};
+		for (size_t j = 0, k = 1; j < cfg->extra_tags.count; j++) {
+			const char *v = cfg->extra_tags.values[j];
+			if (!*v)
+				continue;
+			t[k++] = (struct cv_tag){.key = cfg->extra_tags.keys[j],
+			                         .key_len = (uint32_t)strlen(cfg->extra_tags.keys[j]),
+			                         .value = v,
+			                         .value_len = (uint32_t)strlen(v)};
+		}
 		p += n + 1;
 		s->lines[i].factor = cfg->base_speed * (0.95 + 0.1 * unit(next_u64(s->rng)));
 		s->lines[i].last_ts = INT64_MIN;
@@ -354,8 +378,8 @@ static uint32_t emit(struct sim *s, struct cv_batch *batch, uint32_t n, int64_t 
 		r->measurement = measurement;
 		r->measurement_len = s->measurement_len;
 		r->timestamp = ts;
-		r->tags = &s->tags[line];
-		r->ntags = 1;
+		r->tags = &s->tags[(size_t)line * s->ntags];
+		r->ntags = s->ntags;
 		r->token = s->emitted + i;
 		/* The slots are there: these inline calls cannot fail. */
 		cv_record_add_float(api, batch, r, "speed_ms", 8, speed);
@@ -498,6 +522,11 @@ static const struct cv_option sim_options[] = {
          .default_value = "line_id",
          .offset = OPT(tag_key),
          .description = "name of the tag that carries the line"},
+        {.name = "tags",
+         .type = CV_OPT_MAP,
+         .offset = OPT(extra_tags),
+         .description = "extra static tags on every record, e.g. { producer: \"${POD_NAME}\" } "
+                        "so that replicas stay distinct series; empty values are left out"},
         {.name = "mark_injected",
          .type = CV_OPT_BOOL,
          .default_value = "false",

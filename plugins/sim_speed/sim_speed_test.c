@@ -282,6 +282,26 @@ static void test_stop(void **state)
 	harness_close(h);
 }
 
+static void test_extra_tags(void **state)
+{
+	struct harness *h = open_sim("{lines: 3, rate: 0, tags: {producer: pod-a, zone: \"\", site: x}}", 16);
+	struct cv_batch *b;
+	assert_int_equal(harness_read(h, &b), 0);
+	assert_true(b->count > 0);
+	for (uint32_t i = 0; i < b->count; i++) {
+		const struct cv_record *r = &b->records[i];
+		assert_int_equal(r->ntags, 3); /* line_id, producer, site: empty zone left out */
+		const struct cv_tag *t = cv_record_find_tag(r, "producer", 8);
+		assert_non_null(t);
+		assert_int_equal(t->value_len, 5);
+		assert_memory_equal(t->value, "pod-a", 5);
+		assert_non_null(cv_record_find_tag(r, "site", 4));
+		assert_null(cv_record_find_tag(r, "zone", 4));
+		assert_non_null(cv_record_find_tag(r, "line_id", 7));
+	}
+	harness_close(h);
+}
+
 static void test_options(void **state)
 {
 	static const char *const bad[] = {
@@ -326,6 +346,7 @@ int main(void)
 	        cmocka_unit_test(test_paced_wait_is_bounded),
 	        cmocka_unit_test(test_stop),
 	        cmocka_unit_test(test_options),
+	        cmocka_unit_test(test_extra_tags),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
