@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "host_api.h"
 #include "http_server.h"
@@ -152,11 +153,39 @@ static void log_summary(struct engine *e, uint64_t *last_in, uint64_t *last_out,
 	}
 }
 
-static void stop_all(struct engine *e, int64_t timeout_ns)
+/* Past the drain deadline, a pipeline still running has a stage stuck in a
+ * call (say, a sink blocked on a dead peer): the engine exits without it. */
+#define ABANDON_GRACE_NS (500 * 1000000LL)
+
+static int64_t stop_all(struct engine *e, int64_t timeout_ns)
 {
 	int64_t deadline = host_monotonic_ns() + timeout_ns;
 	for (size_t i = 0; i < e->npipelines; i++)
 		pipeline_request_stop(e->pipelines[i], deadline);
+	return deadline;
+}
+
+/* Ends the process with pipelines whose threads are stuck in a plugin call:
+ * the finished ones are joined and freed (their sources commit what was
+ * delivered); the stuck ones still use their plugins' memory, so nothing
+ * shared is freed and the process exits here. */
+static _Noreturn void exit_abandoning(struct engine *e)
+{
+	size_t stuck = 0;
+	for (size_t i = 0; i < e->npipelines; i++) {
+		struct pipeline *p = e->pipelines[i];
+		if (!pipeline_threads_done(p)) {
+			stuck++;
+			log_write(CV_LOG_ERROR, p->cfg.name, NULL,
+			          "pipeline did not drain: a stage is stuck in a call");
+			continue;
+		}
+		pipeline_join(p);
+		pipeline_free(p);
+	}
+	log_error("stopped; %zu pipelines abandoned", stuck);
+	fflush(NULL);
+	_exit(1);
 }
 
 int engine_run(struct engine_spec *spec, const struct engine_options *opts)
@@ -215,7 +244,8 @@ int engine_run(struct engine_spec *spec, const struct engine_options *opts)
 	last_out = calloc(e.npipelines, sizeof *last_out);
 	int64_t start = host_monotonic_ns();
 	int64_t last_summary = start;
-	bool stopping = false;
+	bool stopping = false, abandon = false;
+	int64_t stop_deadline = INT64_MAX;
 	for (;;) {
 		struct timespec tick = { 0, 100 * 1000000 };
 		int sig = sigtimedwait(&sigs, NULL, &tick);
@@ -224,18 +254,19 @@ int engine_run(struct engine_spec *spec, const struct engine_options *opts)
 			if (stopping) {
 				log_warn("second signal: exiting now without draining");
 				exit_code = 1;
+				abandon = true;
 				break;
 			}
 			log_info("%s received: stopping sources, draining within %.1fs",
 			         sig == SIGINT ? "SIGINT" : "SIGTERM",
 			         (double)spec->shutdown_timeout_ns * 1e-9);
 			stopping = true;
-			stop_all(&e, spec->shutdown_timeout_ns);
+			stop_deadline = stop_all(&e, spec->shutdown_timeout_ns);
 		}
 		if (!stopping && opts->duration_ns > 0 && now - start >= opts->duration_ns) {
 			log_info("duration reached: stopping sources, draining");
 			stopping = true;
-			stop_all(&e, spec->shutdown_timeout_ns);
+			stop_deadline = stop_all(&e, spec->shutdown_timeout_ns);
 		}
 		if (spec->summary_interval_ns > 0 && now - last_summary >= spec->summary_interval_ns &&
 		    last_in && last_out) {
@@ -249,7 +280,17 @@ int engine_run(struct engine_spec *spec, const struct engine_options *opts)
 		}
 		if (all_done)
 			break;
+		if (stopping && now - stop_deadline >= ABANDON_GRACE_NS) {
+			log_error("shutdown timeout passed with a stage still busy; exiting without "
+			          "waiting for it (unacknowledged records are delivered again after "
+			          "restart)");
+			exit_code = 1;
+			abandon = true;
+			break;
+		}
 	}
+	if (abandon)
+		exit_abandoning(&e);
 	for (size_t i = 0; i < e.npipelines; i++) {
 		uint32_t left = pipeline_join(e.pipelines[i]);
 		if (left) {
