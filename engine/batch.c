@@ -93,7 +93,8 @@ struct cv_field *batch_record_grow_fields(struct cv_batch *pub, struct cv_record
 
 size_t batch_footprint(const struct batch *b)
 {
-	return sizeof *b + b->pub.capacity * (sizeof(struct cv_record) +
-	                                      b->slots_per_record * sizeof(struct cv_field)) +
+	return sizeof *b +
+	       b->pub.capacity *
+	               (sizeof(struct cv_record) + b->slots_per_record * sizeof(struct cv_field)) +
 	       b->arena_cap;
 }

@@ -81,7 +81,7 @@ int dead_letter_write(struct dead_letter *dl, const char *pipeline, const char *
                       const char *reason, const struct cv_record *record, const void *raw,
                       size_t raw_len)
 {
-	struct strbuf sb = { 0 };
+	struct strbuf sb = {0};
 	int64_t now = host_now_ns();
 	strbuf_printf(&sb, "{\"time_ns\":%lld,\"pipeline\":\"", (long long)now);
 	strbuf_json_escape(&sb, pipeline, strlen(pipeline));

@@ -3,8 +3,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-static void diag_emit(struct diag *d, const char *kind, const char *file, int line,
-                      int column, const char *fmt, va_list ap)
+static void diag_emit(struct diag *d, const char *kind, const char *file, int line, int column,
+                      const char *fmt, va_list ap)
 {
 	char msg[400];
 	vsnprintf(msg, sizeof msg, fmt, ap);

@@ -67,13 +67,13 @@ static bool http_ready(void *ctx, struct strbuf *why)
 
 static void register_build_info(struct metrics *m)
 {
-	static const char *const names[] = { "version", "abi" };
+	static const char *const names[] = {"version", "abi"};
 	char abi[16];
 	snprintf(abi, sizeof abi, "%d.%d", CV_ABI_MAJOR, CV_ABI_MINOR);
-	const char *values[] = { CONVEYOR_VERSION, abi };
-	struct metric_family *f = metrics_family(m, METRIC_GAUGE, "conveyor_build_info",
-	                                         "Conveyor build information; always 1.", names,
-	                                         2, NULL, 0);
+	const char *values[] = {CONVEYOR_VERSION, abi};
+	struct metric_family *f =
+	        metrics_family(m, METRIC_GAUGE, "conveyor_build_info",
+	                       "Conveyor build information; always 1.", names, 2, NULL, 0);
 	struct metric_series *s = f ? metrics_series(f, values) : NULL;
 	if (s)
 		metric_set(s, 1);
@@ -114,12 +114,12 @@ static int build_pipelines(struct engine *e)
 			stages[j].config = ps->stages[j].config.data;
 		}
 		struct pipeline_config cfg = {
-			.name = ps->name,
-			.batch_records = ps->batch_records,
-			.max_records = ps->max_records,
-			.max_bytes = ps->max_bytes,
-			.metrics_enabled = spec->metrics_enabled,
-			.dead_letter_path = ps->dead_letter_path,
+		        .name = ps->name,
+		        .batch_records = ps->batch_records,
+		        .max_records = ps->max_records,
+		        .max_bytes = ps->max_bytes,
+		        .metrics_enabled = spec->metrics_enabled,
+		        .dead_letter_path = ps->dead_letter_path,
 		};
 		e->pipelines[i] = pipeline_new(&cfg, stages, ps->nstages, e->registry);
 		if (!e->pipelines[i]) {
@@ -130,8 +130,7 @@ static int build_pipelines(struct engine *e)
 	return 0;
 }
 
-static void log_summary(struct engine *e, uint64_t *last_in, uint64_t *last_out,
-                        int64_t elapsed_ns)
+static void log_summary(struct engine *e, uint64_t *last_in, uint64_t *last_out, int64_t elapsed_ns)
 {
 	double secs = (double)elapsed_ns * 1e-9;
 	for (size_t i = 0; i < e->npipelines; i++) {
@@ -190,7 +189,7 @@ static _Noreturn void exit_abandoning(struct engine *e)
 
 int engine_run(struct engine_spec *spec, const struct engine_options *opts)
 {
-	struct engine e = { .spec = spec };
+	struct engine e = {.spec = spec};
 	int exit_code = 0;
 	struct http_server *http = NULL;
 	uint64_t *last_in = NULL, *last_out = NULL;
@@ -216,10 +215,10 @@ int engine_run(struct engine_spec *spec, const struct engine_options *opts)
 	}
 	const char *listen = opts->listen_override ? opts->listen_override : spec->http_listen;
 	if (listen && *listen) {
-		struct http_handlers h = { .ctx = &e,
-			                   .metrics = http_metrics,
-			                   .healthy = http_healthy,
-			                   .ready = http_ready };
+		struct http_handlers h = {.ctx = &e,
+		                          .metrics = http_metrics,
+		                          .healthy = http_healthy,
+		                          .ready = http_ready};
 		char err[256];
 		if (http_server_start(listen, &h, &http, err, sizeof err) < 0) {
 			log_error("cannot serve HTTP on %s: %s", listen, err);
@@ -235,8 +234,8 @@ int engine_run(struct engine_spec *spec, const struct engine_options *opts)
 			stop_all(&e, spec->shutdown_timeout_ns);
 			goto out;
 		}
-		log_write(CV_LOG_INFO, e.pipelines[i]->cfg.name, NULL, "pipeline started (%zu stages)",
-		          e.pipelines[i]->nstages);
+		log_write(CV_LOG_INFO, e.pipelines[i]->cfg.name, NULL,
+		          "pipeline started (%zu stages)", e.pipelines[i]->nstages);
 	}
 	atomic_store(&e.all_started, true);
 
@@ -247,7 +246,7 @@ int engine_run(struct engine_spec *spec, const struct engine_options *opts)
 	bool stopping = false, abandon = false;
 	int64_t stop_deadline = INT64_MAX;
 	for (;;) {
-		struct timespec tick = { 0, 100 * 1000000 };
+		struct timespec tick = {0, 100 * 1000000};
 		int sig = sigtimedwait(&sigs, NULL, &tick);
 		int64_t now = host_monotonic_ns();
 		if (sig == SIGINT || sig == SIGTERM) {
@@ -268,8 +267,8 @@ int engine_run(struct engine_spec *spec, const struct engine_options *opts)
 			stopping = true;
 			stop_deadline = stop_all(&e, spec->shutdown_timeout_ns);
 		}
-		if (spec->summary_interval_ns > 0 && now - last_summary >= spec->summary_interval_ns &&
-		    last_in && last_out) {
+		if (spec->summary_interval_ns > 0 &&
+		    now - last_summary >= spec->summary_interval_ns && last_in && last_out) {
 			log_summary(&e, last_in, last_out, now - last_summary);
 			last_summary = now;
 		}
@@ -281,9 +280,10 @@ int engine_run(struct engine_spec *spec, const struct engine_options *opts)
 		if (all_done)
 			break;
 		if (stopping && now - stop_deadline >= ABANDON_GRACE_NS) {
-			log_error("shutdown timeout passed with a stage still busy; exiting without "
-			          "waiting for it (unacknowledged records are delivered again after "
-			          "restart)");
+			log_error(
+			        "shutdown timeout passed with a stage still busy; exiting without "
+			        "waiting for it (unacknowledged records are delivered again after "
+			        "restart)");
 			exit_code = 1;
 			abandon = true;
 			break;

@@ -76,8 +76,8 @@ static void api_ack_record(struct cv_batch *pub, uint32_t index, enum cv_ack out
 static void api_ack_batch(struct cv_batch *pub, enum cv_ack outcome, const char *reason)
 {
 	struct batch *b = batch_of(pub);
-	static const uint16_t flag_of[] = { CV_RECORD_DELIVERED, CV_RECORD_REJECTED,
-		                            CV_RECORD_FAILED };
+	static const uint16_t flag_of[] = {CV_RECORD_DELIVERED, CV_RECORD_REJECTED,
+	                                   CV_RECORD_FAILED};
 	uint16_t flag = flag_of[(unsigned)outcome <= CV_ACK_FAILED ? outcome : CV_ACK_FAILED];
 	uint32_t n = 0;
 	/* One pass setting flags, one atomic add: no locked instruction per record. */
@@ -116,18 +116,16 @@ struct cv_metric {
 };
 
 static struct cv_metric *api_metric_register(struct cv_stage *st, enum cv_metric_type type,
-                                             const char *name, const char *help,
-                                             const char *label, const double *buckets,
-                                             size_t nbuckets)
+                                             const char *name, const char *help, const char *label,
+                                             const double *buckets, size_t nbuckets)
 {
-	static const enum metric_type types[] = { METRIC_COUNTER, METRIC_GAUGE,
-		                                  METRIC_HISTOGRAM };
+	static const enum metric_type types[] = {METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM};
 	if (!st || !st->registry || !name || (unsigned)type > CV_METRIC_HISTOGRAM)
 		return NULL;
-	const char *names[5] = { "pipeline", "stage", "plugin", "kind", label };
-	struct metric_family *f = metrics_family(st->registry, types[type], name,
-	                                         help ? help : name, names, label ? 5 : 4,
-	                                         buckets, nbuckets);
+	const char *names[5] = {"pipeline", "stage", "plugin", "kind", label};
+	struct metric_family *f =
+	        metrics_family(st->registry, types[type], name, help ? help : name, names,
+	                       label ? 5 : 4, buckets, nbuckets);
 	if (!f) {
 		log_write(CV_LOG_ERROR, st->pipeline_name, st->name,
 		          "cannot register metric %s (bad name, or registered with another type)",
@@ -168,8 +166,8 @@ static struct metric_series *series_for(struct cv_metric *m, const char *label_v
 		return NULL;
 	if (!m->labelled)
 		return m->plain;
-	const char *values[5] = { m->values[0], m->values[1], m->values[2], m->values[3],
-		                  label_value ? label_value : "" };
+	const char *values[5] = {m->values[0], m->values[1], m->values[2], m->values[3],
+	                         label_value ? label_value : ""};
 	return metrics_series(m->family, values);
 }
 
@@ -216,23 +214,23 @@ static bool api_stopping(const struct cv_stage *st)
 }
 
 const struct cv_host_api host_api = {
-	.struct_size = sizeof(struct cv_host_api),
-	.abi_major = CV_ABI_MAJOR,
-	.abi_minor = CV_ABI_MINOR,
-	.log = api_log,
-	.log_enabled = api_log_enabled,
-	.batch_alloc = batch_alloc,
-	.batch_strdup = batch_strdup,
-	.record_grow_fields = batch_record_grow_fields,
-	.ack_record = api_ack_record,
-	.ack_batch = api_ack_batch,
-	.dead_letter = api_dead_letter,
-	.metric_register = api_metric_register,
-	.metric_add = api_metric_add,
-	.metric_set = api_metric_set,
-	.set_healthy = api_set_healthy,
-	.now_ns = host_now_ns,
-	.pipeline_name = api_pipeline_name,
-	.stage_name = api_stage_name,
-	.stopping = api_stopping,
+        .struct_size = sizeof(struct cv_host_api),
+        .abi_major = CV_ABI_MAJOR,
+        .abi_minor = CV_ABI_MINOR,
+        .log = api_log,
+        .log_enabled = api_log_enabled,
+        .batch_alloc = batch_alloc,
+        .batch_strdup = batch_strdup,
+        .record_grow_fields = batch_record_grow_fields,
+        .ack_record = api_ack_record,
+        .ack_batch = api_ack_batch,
+        .dead_letter = api_dead_letter,
+        .metric_register = api_metric_register,
+        .metric_add = api_metric_add,
+        .metric_set = api_metric_set,
+        .set_healthy = api_set_healthy,
+        .now_ns = host_now_ns,
+        .pipeline_name = api_pipeline_name,
+        .stage_name = api_stage_name,
+        .stopping = api_stopping,
 };

@@ -8,7 +8,7 @@
 static enum cv_log_level log_min_level = CV_LOG_INFO;
 static enum log_format log_fmt = LOG_FORMAT_JSON;
 
-static const char *const level_names[] = { "debug", "info", "warn", "error" };
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void log_configure(enum cv_log_level level, enum log_format format)
 {
@@ -76,8 +76,8 @@ static void put_raw(char *buf, size_t *pos, size_t cap, const char *s)
 	*pos += n;
 }
 
-void log_vwrite(enum cv_log_level level, const char *pipeline, const char *stage,
-                const char *fmt, va_list ap)
+void log_vwrite(enum cv_log_level level, const char *pipeline, const char *stage, const char *fmt,
+                va_list ap)
 {
 	if (level < log_min_level)
 		return;
@@ -90,8 +90,7 @@ void log_vwrite(enum cv_log_level level, const char *pipeline, const char *stage
 	gmtime_r(&ts.tv_sec, &tm);
 	char when[80];
 	snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-	         ts.tv_nsec / 1000000);
+	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
 
 	char line[4096];
 	size_t pos = 0, cap = sizeof line;
@@ -112,7 +111,7 @@ void log_vwrite(enum cv_log_level level, const char *pipeline, const char *stage
 		}
 		put_raw(line, &pos, cap, "\"}");
 	} else {
-		static const char *const tags[] = { "DEBUG", "INFO ", "WARN ", "ERROR" };
+		static const char *const tags[] = {"DEBUG", "INFO ", "WARN ", "ERROR"};
 		put_raw(line, &pos, cap, when);
 		put_raw(line, &pos, cap, " ");
 		put_raw(line, &pos, cap, tags[level]);
@@ -138,8 +137,8 @@ void log_vwrite(enum cv_log_level level, const char *pipeline, const char *stage
 	}
 }
 
-void log_write(enum cv_log_level level, const char *pipeline, const char *stage,
-               const char *fmt, ...)
+void log_write(enum cv_log_level level, const char *pipeline, const char *stage, const char *fmt,
+               ...)
 {
 	va_list ap;
 	va_start(ap, fmt);

@@ -22,10 +22,10 @@ int log_format_parse(const char *s, enum log_format *out);
 bool log_enabled(enum cv_log_level level);
 
 /* Logs one line; pipeline and stage may be NULL. */
-void log_write(enum cv_log_level level, const char *pipeline, const char *stage,
-               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-void log_vwrite(enum cv_log_level level, const char *pipeline, const char *stage,
-                const char *fmt, va_list ap);
+void log_write(enum cv_log_level level, const char *pipeline, const char *stage, const char *fmt,
+               ...) __attribute__((format(printf, 4, 5)));
+void log_vwrite(enum cv_log_level level, const char *pipeline, const char *stage, const char *fmt,
+                va_list ap);
 
 #define log_debug(...) log_write(CV_LOG_DEBUG, NULL, NULL, __VA_ARGS__)
 #define log_info(...)  log_write(CV_LOG_INFO, NULL, NULL, __VA_ARGS__)

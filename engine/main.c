@@ -16,7 +16,7 @@ extern const char conveyor_demo_spec[];
 extern const unsigned long conveyor_demo_spec_len;
 
 #define EXIT_RUNTIME 1
-#define EXIT_USAGE 2
+#define EXIT_USAGE   2
 
 static void usage(FILE *out)
 {
@@ -56,15 +56,16 @@ static void configure_log(const struct engine_spec *spec)
 static int cmd_run(int argc, char **argv)
 {
 	const char *file = NULL;
-	struct engine_options opts = { 0 };
+	struct engine_options opts = {0};
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
 			opts.listen_override = argv[++i];
 		} else if (strcmp(argv[i], "--duration") == 0 && i + 1 < argc) {
 			if (units_parse_duration(argv[++i], &opts.duration_ns) < 0 ||
 			    opts.duration_ns <= 0) {
-				fprintf(stderr, "conveyor: --duration: expected seconds or a duration "
-				                "such as 30s, got \"%s\"\n",
+				fprintf(stderr,
+				        "conveyor: --duration: expected seconds or a duration "
+				        "such as 30s, got \"%s\"\n",
 				        argv[i]);
 				return EXIT_USAGE;
 			}
@@ -81,7 +82,7 @@ static int cmd_run(int argc, char **argv)
 	}
 	configure_log(NULL);
 	struct plugin_loader *loader = plugin_loader_new();
-	struct diag diag = { .out = stderr };
+	struct diag diag = {.out = stderr};
 	struct engine_spec *spec = NULL;
 	int rc;
 	if (file)
@@ -111,7 +112,7 @@ static int cmd_validate(int argc, char **argv)
 	int bad = 0;
 	for (int i = 0; i < argc; i++) {
 		struct plugin_loader *loader = plugin_loader_new();
-		struct diag diag = { .out = stderr };
+		struct diag diag = {.out = stderr};
 		struct engine_spec *spec = NULL;
 		if (engine_spec_load(argv[i], NULL, 0, loader, &diag, &spec) < 0) {
 			bad++;
@@ -166,10 +167,11 @@ static int cmd_plugins(int argc, char **argv)
 			code = EXIT_USAGE;
 		} else {
 			printf("%s (%s) %s, ABI %u.%u\n%s\nfile: %s\n\noptions:\n", m->desc.name,
-			       plugin_kind_name(m->desc.kind), m->desc.version ? m->desc.version : "",
-			       m->desc.abi_major, m->desc.abi_minor,
-			       m->desc.description ? m->desc.description : "", m->path);
-			static const struct cv_option none[] = { { 0 } };
+			       plugin_kind_name(m->desc.kind),
+			       m->desc.version ? m->desc.version : "", m->desc.abi_major,
+			       m->desc.abi_minor, m->desc.description ? m->desc.description : "",
+			       m->path);
+			static const struct cv_option none[] = {{0}};
 			options_print(stdout, m->desc.options ? m->desc.options : none);
 		}
 	}

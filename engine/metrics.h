@@ -35,16 +35,14 @@ void metrics_free(struct metrics *m);
  * label names (or, for a histogram, other buckets). Label names must be
  * distinct, and a histogram may not have an "le" label. The family lives
  * until metrics_free(). */
-struct metric_family *metrics_family(struct metrics *m, enum metric_type type,
-                                     const char *name, const char *help,
-                                     const char *const *label_names, size_t nlabels,
-                                     const double *buckets, size_t nbuckets);
+struct metric_family *metrics_family(struct metrics *m, enum metric_type type, const char *name,
+                                     const char *help, const char *const *label_names,
+                                     size_t nlabels, const double *buckets, size_t nbuckets);
 
 /* Gets or creates the series of `family` for `label_values` (as many as the
  * family has label names; any bytes, escaped on output). The pointer stays
  * valid until metrics_free(). NULL on allocation failure. */
-struct metric_series *metrics_series(struct metric_family *family,
-                                     const char *const *label_values);
+struct metric_series *metrics_series(struct metric_family *family, const char *const *label_values);
 
 /* Counter: adds n (integer fast path). */
 void metric_inc(struct metric_series *s, uint64_t n);

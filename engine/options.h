@@ -28,9 +28,8 @@ struct options_config {
  * or not in the enum, bad durations and sizes. Never prints a secret's value.
  * On success fills `out` (config_size bytes, defaults applied) and returns 0;
  * else -1. Free with options_config_free(). */
-int options_fill(const char *file, const struct spec_node *stage,
-                 const struct cv_option *options, size_t config_size,
-                 const char *const *reserved, struct diag *diag,
+int options_fill(const char *file, const struct spec_node *stage, const struct cv_option *options,
+                 size_t config_size, const char *const *reserved, struct diag *diag,
                  struct options_config *out);
 
 void options_config_free(struct options_config *cfg);

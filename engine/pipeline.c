@@ -44,11 +44,11 @@ static struct cv_stage *sink_of(const struct pipeline *p)
 
 static int setup_latency(struct pipeline *p)
 {
-	static const char *const names[] = { "pipeline" };
-	const char *values[] = { p->cfg.name };
-	struct metric_family *f = metrics_family(
-		p->registry, METRIC_HISTOGRAM, "conveyor_pipeline_latency_seconds",
-		"Record timestamp to sink acknowledgement.", names, 1, NULL, 0);
+	static const char *const names[] = {"pipeline"};
+	const char *values[] = {p->cfg.name};
+	struct metric_family *f =
+	        metrics_family(p->registry, METRIC_HISTOGRAM, "conveyor_pipeline_latency_seconds",
+	                       "Record timestamp to sink acknowledgement.", names, 1, NULL, 0);
 	if (!f || !(p->latency = metrics_series(f, values)))
 		return -2;
 	p->nlatency = METRICS_LATENCY_NBUCKETS;
@@ -114,8 +114,9 @@ struct pipeline *pipeline_new(const struct pipeline_config *cfg, struct cv_stage
 	if (cfg->dead_letter_path) {
 		p->dead_letter = dead_letter_open(cfg->dead_letter_path);
 		if (!p->dead_letter) {
-			log_write(CV_LOG_ERROR, cfg->name, NULL, "cannot open dead-letter file %s: %s",
-			          cfg->dead_letter_path, strerror(errno));
+			log_write(CV_LOG_ERROR, cfg->name, NULL,
+			          "cannot open dead-letter file %s: %s", cfg->dead_letter_path,
+			          strerror(errno));
 			goto fail;
 		}
 	}
@@ -195,7 +196,8 @@ static void observe_latency(struct pipeline *p, struct batch *b, uint32_t delive
 		    !__builtin_sub_overflow(now, lo, &lat_max) && lat_min >= 0) {
 			size_t idx = latency_bucket(p, lat_min);
 			if (idx == latency_bucket(p, lat_max)) {
-				double total = (double)n * (double)(now - base) - (double)(int64_t)spread;
+				double total =
+				        (double)n * (double)(now - base) - (double)(int64_t)spread;
 				metric_observe_bucket(p->latency, idx, total * 1e-9, n);
 				return;
 			}
@@ -429,8 +431,8 @@ static void source_error(struct pipeline *p, struct cv_stage *st, int rc, int64_
 	count(st->m.errors, &st->total_errors, 1);
 	int64_t now = host_monotonic_ns();
 	if (now - *last_log >= ERROR_LOG_INTERVAL_NS) {
-		log_write(CV_LOG_ERROR, p->cfg.name, st->name,
-		          "read failed (error %d); retrying", rc);
+		log_write(CV_LOG_ERROR, p->cfg.name, st->name, "read failed (error %d); retrying",
+		          rc);
 		*last_log = now;
 	}
 }
@@ -544,7 +546,8 @@ int pipeline_start(struct pipeline *p)
 			int rc = st->plugin->start(st->state);
 			if (rc < 0) {
 				log_write(CV_LOG_ERROR, p->cfg.name, st->name,
-				          "plugin %s failed to start (error %d)", st->plugin->name, rc);
+				          "plugin %s failed to start (error %d)", st->plugin->name,
+				          rc);
 				return rc;
 			}
 		}
@@ -570,7 +573,8 @@ int pipeline_start(struct pipeline *p)
 void pipeline_request_stop(struct pipeline *p, int64_t deadline_ns)
 {
 	int64_t cur = atomic_load(&p->deadline_ns);
-	while (deadline_ns < cur && !atomic_compare_exchange_weak(&p->deadline_ns, &cur, deadline_ns))
+	while (deadline_ns < cur &&
+	       !atomic_compare_exchange_weak(&p->deadline_ns, &cur, deadline_ns))
 		;
 	if (atomic_exchange(&p->stop, true))
 		return;

@@ -25,9 +25,9 @@ struct dead_letter;
 
 struct pipeline_config {
 	const char *name;
-	uint32_t batch_records;  /* records per batch */
-	uint32_t max_records;    /* records in flight, all batches */
-	uint64_t max_bytes;      /* bytes in flight, all batches */
+	uint32_t batch_records; /* records per batch */
+	uint32_t max_records;   /* records in flight, all batches */
+	uint64_t max_bytes;     /* bytes in flight, all batches */
 	bool metrics_enabled;
 	const char *dead_letter_path; /* NULL: rejected records are logged and counted */
 };
@@ -52,10 +52,10 @@ struct pipeline {
 	bool source_done;
 
 	_Atomic bool stop;
-	_Atomic bool finished;       /* joined */
+	_Atomic bool finished; /* joined */
 	_Atomic bool source_exited;
 	_Atomic bool worker_exited;
-	_Atomic int64_t deadline_ns; /* drain deadline (monotonic), once stopping */
+	_Atomic int64_t deadline_ns;      /* drain deadline (monotonic), once stopping */
 	_Atomic int64_t heartbeat_source; /* monotonic ns of the last loop turn */
 	_Atomic int64_t heartbeat_worker;
 	bool detached; /* a stage harness: no threads, completions counted */

@@ -81,14 +81,8 @@ static void src_stop(void *state)
 }
 
 static const struct cv_plugin source_plugin = {
-	CV_PLUGIN_HEADER,
-	.name = "count",
-	.kind = CV_KIND_SOURCE,
-	.init = src_init,
-	.destroy = noop_destroy,
-	.read = src_read,
-	.ack = src_ack,
-	.stop = src_stop,
+        CV_PLUGIN_HEADER,        .name = "count",  .kind = CV_KIND_SOURCE, .init = src_init,
+        .destroy = noop_destroy, .read = src_read, .ack = src_ack,         .stop = src_stop,
 };
 
 /* --- a transform that drops every third record --- */
@@ -108,8 +102,8 @@ static int third_process(void *state, struct cv_batch *b)
 }
 
 static const struct cv_plugin drop_plugin = {
-	CV_PLUGIN_HEADER, .name = "third", .kind = CV_KIND_TRANSFORM,
-	.init = third_init, .destroy = noop_destroy, .process = third_process,
+        CV_PLUGIN_HEADER,   .name = "third",         .kind = CV_KIND_TRANSFORM,
+        .init = third_init, .destroy = noop_destroy, .process = third_process,
 };
 
 /* --- a synchronous sink --- */
@@ -122,8 +116,8 @@ static int sync_write(void *state, struct cv_batch *b)
 }
 
 static const struct cv_plugin sync_sink = {
-	CV_PLUGIN_HEADER, .name = "sync", .kind = CV_KIND_SINK,
-	.init = third_init, .destroy = noop_destroy, .write = sync_write,
+        CV_PLUGIN_HEADER,   .name = "sync",          .kind = CV_KIND_SINK,
+        .init = third_init, .destroy = noop_destroy, .write = sync_write,
 };
 
 /* --- an asynchronous sink: a thread settles records in reverse order; it can
@@ -156,7 +150,8 @@ static void *async_main(void *arg)
 			const struct cv_record *r = &b->records[i];
 			if (r->flags & CV_RECORD_DROPPED)
 				continue;
-			s->api->ack_record(b, i, r->token % 7 == 0 ? CV_ACK_REJECTED : CV_ACK_DELIVERED,
+			s->api->ack_record(b, i,
+			                   r->token % 7 == 0 ? CV_ACK_REJECTED : CV_ACK_DELIVERED,
 			                   "multiple of seven");
 		}
 		pthread_mutex_lock(&s->mu);
@@ -202,9 +197,10 @@ static int async_write(void *state, struct cv_batch *b)
 }
 
 static const struct cv_plugin async_sink_plugin = {
-	CV_PLUGIN_HEADER,   .name = "async",        .kind = CV_KIND_SINK,
-	.flags = CV_PLUGIN_ASYNC_ACK, .init = async_init, .destroy = async_destroy,
-	.write = async_write,
+        CV_PLUGIN_HEADER,     .name = "async",
+        .kind = CV_KIND_SINK, .flags = CV_PLUGIN_ASYNC_ACK,
+        .init = async_init,   .destroy = async_destroy,
+        .write = async_write,
 };
 
 /* --- helpers --- */
@@ -213,14 +209,14 @@ static void wait_done(struct pipeline *p, int seconds)
 	int64_t deadline = host_monotonic_ns() + (int64_t)seconds * 1000000000;
 	while (!pipeline_threads_done(p)) {
 		assert_true(host_monotonic_ns() < deadline);
-		struct timespec ts = { 0, 1000000 };
+		struct timespec ts = {0, 1000000};
 		nanosleep(&ts, NULL);
 	}
 }
 
 static double series_value(struct metrics *m, const char *prefix)
 {
-	struct strbuf sb = { 0 };
+	struct strbuf sb = {0};
 	assert_int_equal(metrics_render(m, &sb), 0);
 	char *line = strstr(sb.data, prefix);
 	assert_non_null(line);
@@ -229,13 +225,11 @@ static double series_value(struct metrics *m, const char *prefix)
 	return v;
 }
 
-static struct pipeline *make(struct cv_stage *stages, size_t n, struct metrics *m,
-                             uint32_t batch, uint32_t max)
+static struct pipeline *make(struct cv_stage *stages, size_t n, struct metrics *m, uint32_t batch,
+                             uint32_t max)
 {
-	struct pipeline_config cfg = { .name = "p",
-		                       .batch_records = batch,
-		                       .max_records = max,
-		                       .metrics_enabled = true };
+	struct pipeline_config cfg = {
+	        .name = "p", .batch_records = batch, .max_records = max, .metrics_enabled = true};
 	struct pipeline *p = pipeline_new(&cfg, stages, n, m);
 	assert_non_null(p);
 	return p;
@@ -244,14 +238,14 @@ static struct pipeline *make(struct cv_stage *stages, size_t n, struct metrics *
 static void test_sync_counts_and_acks(void **unused)
 {
 	const uint64_t N = 100000;
-	struct count_src src = { .limit = N };
+	struct count_src src = {.limit = N};
 	src.seen = calloc(N, 1);
 	g_src = &src;
 	atomic_store(&sync_written, 0);
 	struct cv_stage stages[3] = {
-		{ .name = "count", .plugin = &source_plugin },
-		{ .name = "third", .plugin = &drop_plugin },
-		{ .name = "sync", .plugin = &sync_sink },
+	        {.name = "count", .plugin = &source_plugin},
+	        {.name = "third", .plugin = &drop_plugin},
+	        {.name = "sync", .plugin = &sync_sink},
 	};
 	struct metrics *m = metrics_new();
 	struct pipeline *p = make(stages, 3, m, 256, 1024);
@@ -264,10 +258,18 @@ static void test_sync_counts_and_acks(void **unused)
 	assert_int_equal(atomic_load(&src.acked_bad), 0);
 	for (uint64_t i = 0; i < N; i++)
 		assert_int_equal(src.seen[i], 1);
-	assert_true(series_value(m, "conveyor_stage_records_out_total{pipeline=\"p\",stage=\"count\"") == (double)N);
-	assert_true(series_value(m, "conveyor_stage_records_dropped_total{pipeline=\"p\",stage=\"third\"") == (double)dropped);
-	assert_true(series_value(m, "conveyor_stage_records_out_total{pipeline=\"p\",stage=\"sync\"") == (double)(N - dropped));
-	assert_true(series_value(m, "conveyor_pipeline_latency_seconds_count{pipeline=\"p\"") == (double)(N - dropped));
+	assert_true(series_value(
+	                    m, "conveyor_stage_records_out_total{pipeline=\"p\",stage=\"count\"") ==
+	            (double)N);
+	assert_true(
+	        series_value(
+	                m, "conveyor_stage_records_dropped_total{pipeline=\"p\",stage=\"third\"") ==
+	        (double)dropped);
+	assert_true(
+	        series_value(m, "conveyor_stage_records_out_total{pipeline=\"p\",stage=\"sync\"") ==
+	        (double)(N - dropped));
+	assert_true(series_value(m, "conveyor_pipeline_latency_seconds_count{pipeline=\"p\"") ==
+	            (double)(N - dropped));
 	pipeline_free(p);
 	metrics_free(m);
 	free(src.seen);
@@ -276,13 +278,13 @@ static void test_sync_counts_and_acks(void **unused)
 static void test_async_reverse_and_rejects(void **unused)
 {
 	const uint64_t N = 50000;
-	struct count_src src = { .limit = N };
+	struct count_src src = {.limit = N};
 	src.seen = calloc(N, 1);
 	g_src = &src;
 	memset(&g_async, 0, sizeof g_async);
 	struct cv_stage stages[2] = {
-		{ .name = "count", .plugin = &source_plugin },
-		{ .name = "async", .plugin = &async_sink_plugin },
+	        {.name = "count", .plugin = &source_plugin},
+	        {.name = "async", .plugin = &async_sink_plugin},
 	};
 	struct metrics *m = metrics_new();
 	struct pipeline *p = make(stages, 2, m, 100, 800);
@@ -294,7 +296,10 @@ static void test_async_reverse_and_rejects(void **unused)
 		assert_int_equal(src.seen[i], 1);
 	assert_int_equal(atomic_load(&src.acked_ok), N - rejected);
 	assert_int_equal(atomic_load(&src.acked_bad), rejected);
-	assert_true(series_value(m, "conveyor_stage_records_dropped_total{pipeline=\"p\",stage=\"async\"") == (double)rejected);
+	assert_true(
+	        series_value(
+	                m, "conveyor_stage_records_dropped_total{pipeline=\"p\",stage=\"async\"") ==
+	        (double)rejected);
 	pipeline_free(p);
 	metrics_free(m);
 	free(src.seen);
@@ -302,13 +307,13 @@ static void test_async_reverse_and_rejects(void **unused)
 
 static void test_backpressure_bounds_inflight(void **unused)
 {
-	struct count_src src = { .limit = 0 };
+	struct count_src src = {.limit = 0};
 	g_src = &src;
 	memset(&g_async, 0, sizeof g_async);
 	g_async.hold = true; /* the sink settles nothing until released */
 	struct cv_stage stages[2] = {
-		{ .name = "count", .plugin = &source_plugin },
-		{ .name = "async", .plugin = &async_sink_plugin },
+	        {.name = "count", .plugin = &source_plugin},
+	        {.name = "async", .plugin = &async_sink_plugin},
 	};
 	struct metrics *m = metrics_new();
 	struct pipeline *p = make(stages, 2, m, 64, 256); /* a pool of 4 batches */
@@ -323,11 +328,11 @@ static void test_backpressure_bounds_inflight(void **unused)
 		if (n == 4)
 			break;
 		assert_true(host_monotonic_ns() < deadline);
-		struct timespec ts = { 0, 1000000 };
+		struct timespec ts = {0, 1000000};
 		nanosleep(&ts, NULL);
 	}
 	uint64_t reads = atomic_load(&src.reads);
-	struct timespec ts = { 0, 200000000 };
+	struct timespec ts = {0, 200000000};
 	nanosleep(&ts, NULL); /* give a misbehaving source time to over-read */
 	assert_int_equal(atomic_load(&src.reads), reads);
 	assert_int_equal(src.next, 4 * 64);
@@ -346,12 +351,12 @@ static void test_backpressure_bounds_inflight(void **unused)
 
 static void test_stop_drains_endless_source(void **unused)
 {
-	struct count_src src = { .limit = 0 };
+	struct count_src src = {.limit = 0};
 	g_src = &src;
 	atomic_store(&sync_written, 0);
 	struct cv_stage stages[2] = {
-		{ .name = "count", .plugin = &source_plugin },
-		{ .name = "sync", .plugin = &sync_sink },
+	        {.name = "count", .plugin = &source_plugin},
+	        {.name = "sync", .plugin = &sync_sink},
 	};
 	struct metrics *m = metrics_new();
 	struct pipeline *p = make(stages, 2, m, 512, 4096);
@@ -359,7 +364,7 @@ static void test_stop_drains_endless_source(void **unused)
 	int64_t deadline = host_monotonic_ns() + 10 * 1000000000LL;
 	while (atomic_load(&sync_written) < 100000) {
 		assert_true(host_monotonic_ns() < deadline);
-		struct timespec ts = { 0, 1000000 };
+		struct timespec ts = {0, 1000000};
 		nanosleep(&ts, NULL);
 	}
 	pipeline_request_stop(p, host_monotonic_ns() + 5 * 1000000000LL);
@@ -375,10 +380,10 @@ int main(void)
 {
 	log_configure(CV_LOG_ERROR, LOG_FORMAT_TEXT);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sync_counts_and_acks),
-		cmocka_unit_test(test_async_reverse_and_rejects),
-		cmocka_unit_test(test_backpressure_bounds_inflight),
-		cmocka_unit_test(test_stop_drains_endless_source),
+	        cmocka_unit_test(test_sync_counts_and_acks),
+	        cmocka_unit_test(test_async_reverse_and_rejects),
+	        cmocka_unit_test(test_backpressure_bounds_inflight),
+	        cmocka_unit_test(test_stop_drains_endless_source),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

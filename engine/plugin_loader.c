@@ -107,8 +107,7 @@ const char *plugin_kind_name(enum cv_plugin_kind kind)
 /* The smallest descriptor a host can use: everything up to the sink's write. */
 #define MIN_DESCRIPTOR_SIZE offsetof(struct cv_plugin, flush)
 
-int plugin_descriptor_check(const struct cv_plugin *d, const char *path, char *err,
-                            size_t errlen)
+int plugin_descriptor_check(const struct cv_plugin *d, const char *path, char *err, size_t errlen)
 {
 	if (d->abi_major != CV_ABI_MAJOR || d->abi_minor > CV_ABI_MINOR) {
 		snprintf(err, errlen,
@@ -208,8 +207,8 @@ static struct plugin_module *load_path(struct plugin_loader *pl, const char *pat
 	return m;
 }
 
-const struct plugin_module *plugin_loader_get(struct plugin_loader *pl, const char *name,
-                                              char *err, size_t errlen)
+const struct plugin_module *plugin_loader_get(struct plugin_loader *pl, const char *name, char *err,
+                                              size_t errlen)
 {
 	if (strchr(name, '/'))
 		return load_path(pl, name, err, errlen);
@@ -232,7 +231,7 @@ const struct plugin_module *plugin_loader_get(struct plugin_loader *pl, const ch
 	struct {
 		char text[1024];
 		size_t len;
-	} dirs = { .len = 0 };
+	} dirs = {.len = 0};
 	dirs.text[0] = '\0';
 	for (size_t i = 0; i < pl->ndirs && dirs.len < sizeof dirs.text - 1; i++)
 		dirs.len += (size_t)snprintf(dirs.text + dirs.len, sizeof dirs.text - dirs.len,
@@ -248,8 +247,8 @@ static int name_cmp(const void *a, const void *b)
 }
 
 void plugin_loader_scan(struct plugin_loader *pl,
-                        void (*fn)(void *ctx, const char *name,
-                                   const struct plugin_module *m, const char *error),
+                        void (*fn)(void *ctx, const char *name, const struct plugin_module *m,
+                                   const char *error),
                         void *ctx)
 {
 	char **names = NULL;

@@ -33,19 +33,18 @@ void plugin_loader_add_defaults(struct plugin_loader *pl);
  * contains a '/'. On failure returns NULL with a message in err (not found,
  * dlopen error, no descriptor, ABI mismatch naming both versions, a kind
  * without its callbacks). A module loaded once is returned again. */
-const struct plugin_module *plugin_loader_get(struct plugin_loader *pl, const char *name,
-                                              char *err, size_t errlen);
+const struct plugin_module *plugin_loader_get(struct plugin_loader *pl, const char *name, char *err,
+                                              size_t errlen);
 
 /* Checks a descriptor as loading does; 0 or -1 with err. Exposed for tests. */
-int plugin_descriptor_check(const struct cv_plugin *d, const char *path, char *err,
-                            size_t errlen);
+int plugin_descriptor_check(const struct cv_plugin *d, const char *path, char *err, size_t errlen);
 
 /* Calls fn for every loadable plugin found on the path, sorted by name
  * (first found wins for duplicate names); broken ones call fn with NULL
  * module and an error text. */
 void plugin_loader_scan(struct plugin_loader *pl,
-                        void (*fn)(void *ctx, const char *name,
-                                   const struct plugin_module *m, const char *error),
+                        void (*fn)(void *ctx, const char *name, const struct plugin_module *m,
+                                   const char *error),
                         void *ctx);
 
 const char *plugin_kind_name(enum cv_plugin_kind kind);

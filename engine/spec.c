@@ -7,13 +7,13 @@
 
 #include "units.h"
 
-static const char *const TOP_KEYS[] = { "version", "engine", "pipelines", NULL };
-static const char *const ENGINE_KEYS[] = { "http", "log", "plugin_path", "shutdown_timeout",
-	                                   "metrics", "summary_interval", NULL };
-static const char *const PIPELINE_KEYS[] = { "source", "transforms", "sink", "queue",
-	                                     "dead_letter", NULL };
-static const char *const QUEUE_KEYS[] = { "max_records", "max_bytes", "batch_records", NULL };
-static const char *const STAGE_RESERVED[] = { "plugin", "name", NULL };
+static const char *const TOP_KEYS[] = {"version", "engine", "pipelines", NULL};
+static const char *const ENGINE_KEYS[] = {
+        "http", "log", "plugin_path", "shutdown_timeout", "metrics", "summary_interval", NULL};
+static const char *const PIPELINE_KEYS[] = {"source", "transforms",  "sink",
+                                            "queue",  "dead_letter", NULL};
+static const char *const QUEUE_KEYS[] = {"max_records", "max_bytes", "batch_records", NULL};
+static const char *const STAGE_RESERVED[] = {"plugin", "name", NULL};
 
 struct loader_ctx {
 	const char *file;
@@ -44,7 +44,8 @@ static int check_keys(struct loader_ctx *c, const struct spec_node *map, const c
 			char valid[512];
 			list_keys(valid, sizeof valid, keys);
 			diag_error(c->diag, c->file, k->line, k->column,
-			           "unknown key \"%s\" in %s; valid keys: %s", k->scalar, what, valid);
+			           "unknown key \"%s\" in %s; valid keys: %s", k->scalar, what,
+			           valid);
 			bad++;
 		}
 	}
@@ -68,8 +69,7 @@ static void scalar_error(struct loader_ctx *c, const struct spec_node *n, const 
                          const char *expected)
 {
 	if (n->interpolated)
-		diag_error(c->diag, c->file, n->line, n->column, "%s: expected %s", what,
-		           expected);
+		diag_error(c->diag, c->file, n->line, n->column, "%s: expected %s", what, expected);
 	else
 		diag_error(c->diag, c->file, n->line, n->column, "%s: expected %s, got \"%s\"",
 		           what, expected, n->scalar);
@@ -88,8 +88,7 @@ static int get_duration(struct loader_ctx *c, const struct spec_node *map, const
 	return 0;
 }
 
-static int get_bool(struct loader_ctx *c, const struct spec_node *map, const char *key,
-                    bool *out)
+static int get_bool(struct loader_ctx *c, const struct spec_node *map, const char *key, bool *out)
 {
 	const struct spec_node *n = expect(c, spec_map_get(map, key), SPEC_SCALAR, key);
 	if (n && units_parse_bool(n->scalar, out) < 0) {
@@ -124,7 +123,8 @@ static void add_plugin_dir(struct loader_ctx *c, const struct spec_node *n)
 		const char *slash = strrchr(c->file, '/');
 		if (slash) {
 			char path[PATH_MAX];
-			snprintf(path, sizeof path, "%.*s/%s", (int)(slash - c->file), c->file, dir);
+			snprintf(path, sizeof path, "%.*s/%s", (int)(slash - c->file), c->file,
+			         dir);
 			plugin_loader_add_dir(c->loader, path);
 			return;
 		}
@@ -140,19 +140,19 @@ static void load_engine(struct loader_ctx *c, const struct spec_node *eng)
 	check_keys(c, eng, "engine", ENGINE_KEYS);
 	const struct spec_node *http = expect(c, spec_map_get(eng, "http"), SPEC_MAP, "http");
 	if (http) {
-		static const char *const keys[] = { "listen", NULL };
+		static const char *const keys[] = {"listen", NULL};
 		check_keys(c, http, "engine.http", keys);
 		const struct spec_node *l =
-			expect(c, spec_map_get(http, "listen"), SPEC_SCALAR, "listen");
+		        expect(c, spec_map_get(http, "listen"), SPEC_SCALAR, "listen");
 		if (l)
 			s->http_listen = l->scalar;
 	}
 	const struct spec_node *log = expect(c, spec_map_get(eng, "log"), SPEC_MAP, "log");
 	if (log) {
-		static const char *const keys[] = { "level", "format", NULL };
+		static const char *const keys[] = {"level", "format", NULL};
 		check_keys(c, log, "engine.log", keys);
 		const struct spec_node *lv =
-			expect(c, spec_map_get(log, "level"), SPEC_SCALAR, "level");
+		        expect(c, spec_map_get(log, "level"), SPEC_SCALAR, "level");
 		if (lv) {
 			int level = log_level_parse(lv->scalar);
 			if (level < 0)
@@ -163,7 +163,7 @@ static void load_engine(struct loader_ctx *c, const struct spec_node *eng)
 			}
 		}
 		const struct spec_node *fm =
-			expect(c, spec_map_get(log, "format"), SPEC_SCALAR, "format");
+		        expect(c, spec_map_get(log, "format"), SPEC_SCALAR, "format");
 		if (fm) {
 			if (log_format_parse(fm->scalar, &s->log_format) < 0)
 				scalar_error(c, fm, "format", "one of json, text, auto");
@@ -183,7 +183,7 @@ static void load_engine(struct loader_ctx *c, const struct spec_node *eng)
 	get_duration(c, eng, "summary_interval", &s->summary_interval_ns);
 	const struct spec_node *m = expect(c, spec_map_get(eng, "metrics"), SPEC_MAP, "metrics");
 	if (m) {
-		static const char *const keys[] = { "enabled", NULL };
+		static const char *const keys[] = {"enabled", NULL};
 		check_keys(c, m, "engine.metrics", keys);
 		get_bool(c, m, "enabled", &s->metrics_enabled);
 	}
@@ -212,8 +212,8 @@ static int load_stage(struct loader_ctx *c, const struct spec_node *n, const cha
 	out->column = n->column;
 	const struct spec_node *pn = spec_map_get(n, "plugin");
 	if (!pn) {
-		diag_error(c->diag, c->file, n->line, n->column, "%s: missing required key \"plugin\"",
-		           where);
+		diag_error(c->diag, c->file, n->line, n->column,
+		           "%s: missing required key \"plugin\"", where);
 		return -1;
 	}
 	if (!expect(c, pn, SPEC_SCALAR, "plugin"))
@@ -236,7 +236,7 @@ static int load_stage(struct loader_ctx *c, const struct spec_node *n, const cha
 	if (nn && expect(c, nn, SPEC_SCALAR, "name"))
 		out->name = nn->scalar;
 	warn_insecure(c, n, out->name);
-	static const struct cv_option no_options[] = { { 0 } };
+	static const struct cv_option no_options[] = {{0}};
 	return options_fill(c->file, n, m->desc.options ? m->desc.options : no_options,
 	                    m->desc.config_size, STAGE_RESERVED, c->diag, &out->config);
 }
@@ -287,9 +287,9 @@ static void load_pipeline(struct loader_ctx *c, const struct spec_node *key,
 		get_count(c, q, "batch_records", 1, 1u << 20, &p->batch_records);
 		get_count(c, q, "max_records", 2, UINT32_MAX >> 1, &p->max_records);
 		const struct spec_node *mb =
-			expect(c, spec_map_get(q, "max_bytes"), SPEC_SCALAR, "max_bytes");
-		if (mb && (units_parse_size(mb->scalar, &p->max_bytes) < 0 ||
-		           p->max_bytes < (1u << 20)))
+		        expect(c, spec_map_get(q, "max_bytes"), SPEC_SCALAR, "max_bytes");
+		if (mb &&
+		    (units_parse_size(mb->scalar, &p->max_bytes) < 0 || p->max_bytes < (1u << 20)))
 			scalar_error(c, mb, "max_bytes", "a size of at least 1MiB, such as 64MiB");
 		if (p->batch_records && p->max_records && p->max_records < 2 * p->batch_records)
 			diag_error(c->diag, c->file, q->line, q->column,
@@ -299,10 +299,10 @@ static void load_pipeline(struct loader_ctx *c, const struct spec_node *key,
 	}
 	const struct spec_node *dl = spec_map_get(n, "dead_letter");
 	if (expect(c, dl, SPEC_MAP, "dead_letter")) {
-		static const char *const keys[] = { "path", NULL };
+		static const char *const keys[] = {"path", NULL};
 		check_keys(c, dl, "dead_letter", keys);
 		const struct spec_node *path =
-			expect(c, spec_map_get(dl, "path"), SPEC_SCALAR, "path");
+		        expect(c, spec_map_get(dl, "path"), SPEC_SCALAR, "path");
 		if (path)
 			p->dead_letter_path = path->scalar;
 		else if (!spec_map_get(dl, "path"))
@@ -311,9 +311,8 @@ static void load_pipeline(struct loader_ctx *c, const struct spec_node *key,
 	}
 }
 
-int engine_spec_load(const char *file, const char *text, size_t len,
-                     struct plugin_loader *loader, struct diag *diag,
-                     struct engine_spec **out)
+int engine_spec_load(const char *file, const char *text, size_t len, struct plugin_loader *loader,
+                     struct diag *diag, struct engine_spec **out)
 {
 	*out = NULL;
 	struct engine_spec *s = calloc(1, sizeof *s);
@@ -332,10 +331,11 @@ int engine_spec_load(const char *file, const char *text, size_t len,
 		return -1;
 	}
 	s->file = s->doc->file;
-	struct loader_ctx c = { .file = s->file, .diag = diag, .loader = loader, .spec = s };
+	struct loader_ctx c = {.file = s->file, .diag = diag, .loader = loader, .spec = s};
 	const struct spec_node *root = s->doc->root;
 	if (!root) {
-		diag_error(diag, s->file, 1, 1, "the spec is empty; it needs version: 1 and pipelines");
+		diag_error(diag, s->file, 1, 1,
+		           "the spec is empty; it needs version: 1 and pipelines");
 		engine_spec_free(s);
 		return -1;
 	}

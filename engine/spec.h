@@ -49,9 +49,8 @@ struct engine_spec {
  * resolve against the working directory, then the spec's folder), then
  * plugins are loaded and options validated. Every error goes to `diag`.
  * Returns 0 and *out, or -1. */
-int engine_spec_load(const char *file, const char *text, size_t len,
-                     struct plugin_loader *loader, struct diag *diag,
-                     struct engine_spec **out);
+int engine_spec_load(const char *file, const char *text, size_t len, struct plugin_loader *loader,
+                     struct diag *diag, struct engine_spec **out);
 void engine_spec_free(struct engine_spec *spec);
 
 #endif

@@ -28,12 +28,12 @@ struct spec_pair {
 
 struct spec_node {
 	enum spec_node_type type;
-	int line; /* 1-based */
+	int line;   /* 1-based */
 	int column; /* 1-based */
 	/* SPEC_SCALAR: the value after ${} expansion, NUL-terminated. */
 	char *scalar;
 	size_t scalar_len;
-	bool quoted;      /* written with quotes: never null/bool-like by plain style */
+	bool quoted;       /* written with quotes: never null/bool-like by plain style */
 	bool interpolated; /* ${...} was expanded in it: do not echo it in errors */
 	/* SPEC_MAP */
 	struct spec_pair *pairs;

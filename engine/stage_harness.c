@@ -21,15 +21,15 @@ struct harness {
 	uint64_t acked[3]; /* settled records of batches already reset */
 };
 
-int harness_open(const struct cv_plugin *plugin, const char *options_yaml,
-                 uint32_t batch_records, struct harness **out)
+int harness_open(const struct cv_plugin *plugin, const char *options_yaml, uint32_t batch_records,
+                 struct harness **out)
 {
-	static const char *const reserved[] = { "plugin", "name", NULL };
-	static const struct cv_option none[] = { { 0 } };
+	static const char *const reserved[] = {"plugin", "name", NULL};
+	static const struct cv_option none[] = {{0}};
 	struct harness *h = calloc(1, sizeof *h);
 	if (!h)
 		return CV_ENOMEM;
-	struct diag diag = { .out = stderr };
+	struct diag diag = {.out = stderr};
 	const char *text = options_yaml && *options_yaml ? options_yaml : "{}";
 	if (spec_doc_parse("<harness options>", text, strlen(text), &diag, &h->doc) < 0 ||
 	    options_fill("<harness options>", h->doc->root,
@@ -137,7 +137,7 @@ uint64_t harness_dead_lettered(struct harness *h)
 
 double harness_metric(struct harness *h, const char *name, const char *label_value)
 {
-	struct strbuf sb = { 0 };
+	struct strbuf sb = {0};
 	double value = -1;
 	if (metrics_render(h->registry, &sb) < 0 || !sb.data) {
 		strbuf_free(&sb);

@@ -11,8 +11,8 @@ struct harness;
  * against the plugin's schema, then calls init and start. Batches hold
  * `batch_records` records. Returns 0, or negative (validation errors are
  * printed to stderr). */
-int harness_open(const struct cv_plugin *plugin, const char *options_yaml,
-                 uint32_t batch_records, struct harness **out);
+int harness_open(const struct cv_plugin *plugin, const char *options_yaml, uint32_t batch_records,
+                 struct harness **out);
 /* The host API the plugin was given. */
 const struct cv_host_api *harness_api(struct harness *h);
 /* The plugin's state (from init). */

@@ -71,7 +71,7 @@ int strbuf_json_escape(struct strbuf *sb, const char *s, size_t len)
 			continue;
 		if (strbuf_append(sb, s + start, i - start) < 0)
 			return -2;
-		char esc[7] = { '\\', 0 };
+		char esc[7] = {'\\', 0};
 		size_t n = 2;
 		switch (c) {
 		case '"': esc[1] = '"'; break;
@@ -104,5 +104,5 @@ void strbuf_reset(struct strbuf *sb)
 void strbuf_free(struct strbuf *sb)
 {
 	free(sb->data);
-	*sb = (struct strbuf){ 0 };
+	*sb = (struct strbuf){0};
 }

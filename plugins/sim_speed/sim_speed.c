@@ -257,7 +257,8 @@ static int sim_init(struct cv_stage *stage, const struct cv_host_api *api, const
 			if (!*v)
 				continue;
 			t[k++] = (struct cv_tag){.key = cfg->extra_tags.keys[j],
-			                         .key_len = (uint32_t)strlen(cfg->extra_tags.keys[j]),
+			                         .key_len =
+			                                 (uint32_t)strlen(cfg->extra_tags.keys[j]),
 			                         .value = v,
 			                         .value_len = (uint32_t)strlen(v)};
 		}

@@ -284,7 +284,8 @@ static void test_stop(void **state)
 
 static void test_extra_tags(void **state)
 {
-	struct harness *h = open_sim("{lines: 3, rate: 0, tags: {producer: pod-a, zone: \"\", site: x}}", 16);
+	struct harness *h =
+	        open_sim("{lines: 3, rate: 0, tags: {producer: pod-a, zone: \"\", site: x}}", 16);
 	struct cv_batch *b;
 	assert_int_equal(harness_read(h, &b), 0);
 	assert_true(b->count > 0);

@@ -111,8 +111,8 @@ struct cv_record {
 	const char *measurement;
 	uint32_t measurement_len;
 	uint16_t ntags;
-	uint16_t flags;     /* enum cv_record_flag */
-	int64_t timestamp;  /* ns since the Unix epoch */
+	uint16_t flags;    /* enum cv_record_flag */
+	int64_t timestamp; /* ns since the Unix epoch */
 	const struct cv_tag *tags;
 	struct cv_field *fields;
 	uint16_t nfields;
@@ -137,16 +137,16 @@ struct cv_batch {
 /* ------------------------------------------------------------------------ */
 
 enum cv_option_type {
-	CV_OPT_END = 0,   /* terminates the option array ({0}) */
-	CV_OPT_STRING,    /* const char *            */
-	CV_OPT_INT,       /* int64_t                 */
-	CV_OPT_BOOL,      /* bool                    */
-	CV_OPT_DOUBLE,    /* double                  */
-	CV_OPT_SIZE,      /* uint64_t bytes; "4MiB", "512KiB", "1000" */
-	CV_OPT_DURATION,  /* int64_t ns; "500ms", "10s", "1m", "2h" */
-	CV_OPT_ENUM,      /* int: index into `enum_values` */
-	CV_OPT_LIST,      /* struct cv_string_list   */
-	CV_OPT_MAP,       /* struct cv_string_map (string to string) */
+	CV_OPT_END = 0,  /* terminates the option array ({0}) */
+	CV_OPT_STRING,   /* const char *            */
+	CV_OPT_INT,      /* int64_t                 */
+	CV_OPT_BOOL,     /* bool                    */
+	CV_OPT_DOUBLE,   /* double                  */
+	CV_OPT_SIZE,     /* uint64_t bytes; "4MiB", "512KiB", "1000" */
+	CV_OPT_DURATION, /* int64_t ns; "500ms", "10s", "1m", "2h" */
+	CV_OPT_ENUM,     /* int: index into `enum_values` */
+	CV_OPT_LIST,     /* struct cv_string_list   */
+	CV_OPT_MAP,      /* struct cv_string_map (string to string) */
 };
 
 enum cv_option_flag {
@@ -223,8 +223,8 @@ struct cv_host_api {
 
 	/* Logs a message for `stage` (its pipeline and stage name are added).
 	 * Never pass secrets. */
-	void (*log)(struct cv_stage *stage, enum cv_log_level level, const char *fmt,
-	            ...) __attribute__((format(printf, 3, 4)));
+	void (*log)(struct cv_stage *stage, enum cv_log_level level, const char *fmt, ...)
+	        __attribute__((format(printf, 3, 4)));
 	/* True when `level` would be logged: skip building expensive messages. */
 	bool (*log_enabled)(struct cv_stage *stage, enum cv_log_level level);
 
@@ -235,8 +235,7 @@ struct cv_host_api {
 	char *(*batch_strdup)(struct cv_batch *batch, const char *s, size_t len);
 	/* Slow path of cv_record_add_field(): grows the record's field slots in
 	 * the arena. NULL when full. */
-	struct cv_field *(*record_grow_fields)(struct cv_batch *batch,
-	                                       struct cv_record *record);
+	struct cv_field *(*record_grow_fields)(struct cv_batch *batch, struct cv_record *record);
 
 	/* Sinks: settle record `index` of `batch` (a record not dropped). Safe
 	 * from any thread, once per record. `reason` (may be NULL) is logged and
@@ -259,9 +258,8 @@ struct cv_host_api {
 	 * metric lives until the engine exits. Histograms use `buckets` (upper
 	 * bounds, ascending; NULL for the latency default of 1us..10s). */
 	struct cv_metric *(*metric_register)(struct cv_stage *stage, enum cv_metric_type type,
-	                                     const char *name, const char *help,
-	                                     const char *label, const double *buckets,
-	                                     size_t nbuckets);
+	                                     const char *name, const char *help, const char *label,
+	                                     const double *buckets, size_t nbuckets);
 	/* Counter: add `value` (>= 0). Gauge: add (may be negative). Histogram:
 	 * observe `value`. `label_value` is NULL when the metric has no label. */
 	void (*metric_add)(struct cv_metric *metric, const char *label_value, double value);
@@ -362,8 +360,8 @@ struct cv_plugin {
 };
 
 /* Fills the first members of a descriptor. */
-#define CV_PLUGIN_HEADER                                                              \
-	.abi_major = CV_ABI_MAJOR, .abi_minor = CV_ABI_MINOR,                            \
+#define CV_PLUGIN_HEADER                                                                           \
+	.abi_major = CV_ABI_MAJOR, .abi_minor = CV_ABI_MINOR,                                      \
 	.struct_size = (uint32_t)sizeof(struct cv_plugin)
 
 /* ------------------------------------------------------------------------ */
@@ -379,7 +377,7 @@ static inline struct cv_record *cv_batch_record_new(struct cv_batch *batch)
 	struct cv_record *r = &batch->records[batch->count++];
 	struct cv_field *slots = r->fields; /* the host keeps each record's slots */
 	uint16_t cap = r->fields_cap;
-	*r = (struct cv_record){ .fields = slots, .fields_cap = cap };
+	*r = (struct cv_record){.fields = slots, .fields_cap = cap};
 	batch->live++;
 	return r;
 }
@@ -395,8 +393,7 @@ static inline void cv_record_drop(struct cv_batch *batch, struct cv_record *reco
 
 /* Appends a field slot to a record, or NULL when the arena is full. */
 static inline struct cv_field *cv_record_add_field(const struct cv_host_api *api,
-                                                   struct cv_batch *batch,
-                                                   struct cv_record *record)
+                                                   struct cv_batch *batch, struct cv_record *record)
 {
 	if (record->nfields < record->fields_cap)
 		return &record->fields[record->nfields++];
@@ -404,10 +401,8 @@ static inline struct cv_field *cv_record_add_field(const struct cv_host_api *api
 }
 
 static inline struct cv_field *cv_record_add_float(const struct cv_host_api *api,
-                                                   struct cv_batch *batch,
-                                                   struct cv_record *record,
-                                                   const char *key, uint16_t key_len,
-                                                   double value)
+                                                   struct cv_batch *batch, struct cv_record *record,
+                                                   const char *key, uint16_t key_len, double value)
 {
 	struct cv_field *f = cv_record_add_field(api, batch, record);
 	if (f) {
@@ -420,10 +415,8 @@ static inline struct cv_field *cv_record_add_float(const struct cv_host_api *api
 }
 
 static inline struct cv_field *cv_record_add_int(const struct cv_host_api *api,
-                                                 struct cv_batch *batch,
-                                                 struct cv_record *record,
-                                                 const char *key, uint16_t key_len,
-                                                 int64_t value)
+                                                 struct cv_batch *batch, struct cv_record *record,
+                                                 const char *key, uint16_t key_len, int64_t value)
 {
 	struct cv_field *f = cv_record_add_field(api, batch, record);
 	if (f) {
@@ -436,10 +429,8 @@ static inline struct cv_field *cv_record_add_int(const struct cv_host_api *api,
 }
 
 static inline struct cv_field *cv_record_add_bool(const struct cv_host_api *api,
-                                                  struct cv_batch *batch,
-                                                  struct cv_record *record,
-                                                  const char *key, uint16_t key_len,
-                                                  bool value)
+                                                  struct cv_batch *batch, struct cv_record *record,
+                                                  const char *key, uint16_t key_len, bool value)
 {
 	struct cv_field *f = cv_record_add_field(api, batch, record);
 	if (f) {
@@ -464,8 +455,8 @@ static inline const struct cv_tag *cv_record_find_tag(const struct cv_record *re
 }
 
 /* Finds a field by key; NULL if absent. */
-static inline struct cv_field *cv_record_find_field(const struct cv_record *record,
-                                                    const char *key, uint32_t key_len)
+static inline struct cv_field *cv_record_find_field(const struct cv_record *record, const char *key,
+                                                    uint32_t key_len)
 {
 	for (uint16_t i = 0; i < record->nfields; i++) {
 		struct cv_field *f = &record->fields[i];
