@@ -8,7 +8,7 @@ BUILD_PKGS=(build-essential cmake ninja-build pkg-config
   librdkafka-dev libssl-dev libcurl4-openssl-dev libyaml-dev libmicrohttpd-dev)
 TEST_PKGS=(libcmocka-dev clang libclang-rt-14-dev valgrind python3 clang-format
   kcat influxdb influxdb-client prometheus openssl curl shellcheck
-  buildah podman runc debootstrap uidmap nodejs npm zlib1g-dev)
+  buildah podman runc debootstrap uidmap zlib1g-dev)
 
 want=("${BUILD_PKGS[@]}")
 if [[ "${1:-build}" == "test" ]]; then
@@ -16,6 +16,10 @@ if [[ "${1:-build}" == "test" ]]; then
   # kubectl renders k8s/ offline. Debian's is kubernetes-client; where some
   # other package already provides kubectl, keep that one (both own the file).
   command -v kubectl >/dev/null 2>&1 || want+=(kubernetes-client)
+  # Node.js may come from another package that bundles npm: ask for the
+  # commands, not for Debian's package names.
+  command -v node >/dev/null 2>&1 || want+=(nodejs)
+  command -v npm >/dev/null 2>&1 || want+=(npm)
 fi
 
 missing=()
