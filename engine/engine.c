@@ -118,6 +118,7 @@ static int build_pipelines(struct engine *e)
 		        .batch_records = ps->batch_records,
 		        .max_records = ps->max_records,
 		        .max_bytes = ps->max_bytes,
+		        .linger_ns = ps->linger_ns,
 		        .metrics_enabled = spec->metrics_enabled,
 		        .dead_letter_path = ps->dead_letter_path,
 		};

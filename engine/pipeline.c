@@ -60,6 +60,38 @@ static int setup_latency(struct pipeline *p)
 	return 0;
 }
 
+#define DEFAULT_BATCH_RECORDS 1024
+#define DEFAULT_MAX_BYTES (64ull << 20)
+#define DEFAULT_LINGER_NS (20 * 1000000LL)
+
+/* Adds a batch to the pool; NULL when the pool is at its bounds. */
+static struct batch *pool_grow(struct pipeline *p)
+{
+	if (p->npool >= p->max_pool)
+		return NULL;
+	struct batch *b = batch_new(p->batch_records, p->slots, p->arena_bytes);
+	if (!b)
+		return NULL;
+	b->pipeline = p;
+	p->pool[p->npool++] = b;
+	p->pool_bytes += batch_footprint(b);
+	return b;
+}
+
+/* A free batch for the source, or NULL while the bounds say wait. */
+static struct batch *take_batch(struct pipeline *p)
+{
+	if (p->inflight_records + p->batch_records > p->max_records && p->inflight > 0)
+		return NULL;
+	struct batch *b = p->free_list;
+	if (b) {
+		p->free_list = b->next;
+		b->next = NULL;
+		return b;
+	}
+	return pool_grow(p);
+}
+
 struct pipeline *pipeline_new(const struct pipeline_config *cfg, struct cv_stage *stages,
                               size_t nstages, struct metrics *registry)
 {
@@ -87,27 +119,32 @@ struct pipeline *pipeline_new(const struct pipeline_config *cfg, struct cv_stage
 	if (cfg->metrics_enabled && registry && setup_latency(p) < 0)
 		goto fail;
 
-	uint32_t per = cfg->batch_records ? cfg->batch_records : 1024;
-	uint32_t max_records = cfg->max_records ? cfg->max_records : 8 * per;
-	size_t nbatches = max_records / per;
-	if (nbatches < 2)
-		nbatches = 2;
-	uint64_t max_bytes = cfg->max_bytes ? cfg->max_bytes : 64ull << 20;
-	const uint16_t slots = 8;
-	size_t fixed = (size_t)per * (sizeof(struct cv_record) + slots * sizeof(struct cv_field));
-	uint64_t share = max_bytes / nbatches;
-	size_t arena = share > fixed + (64u << 10) ? (size_t)(share - fixed) : (64u << 10);
-	if (arena > (16u << 20))
-		arena = 16u << 20;
-	p->pool = calloc(nbatches, sizeof *p->pool);
+	p->batch_records = cfg->batch_records ? cfg->batch_records : DEFAULT_BATCH_RECORDS;
+	p->max_records = cfg->max_records ? cfg->max_records : 8 * p->batch_records;
+	if (p->max_records < 2 * p->batch_records)
+		p->max_records = 2 * p->batch_records;
+	p->max_bytes = cfg->max_bytes ? cfg->max_bytes : DEFAULT_MAX_BYTES;
+	p->linger_ns = cfg->linger_ns >= 0 ? cfg->linger_ns : DEFAULT_LINGER_NS;
+	p->slots = 8;
+	size_t arena = (size_t)p->batch_records * 256;
+	p->arena_bytes = arena < (64u << 10) ? (64u << 10) : arena > (4u << 20) ? (4u << 20) : arena;
+	size_t footprint = sizeof(struct batch) + p->arena_bytes +
+	                   (size_t)p->batch_records *
+	                           (sizeof(struct cv_record) + p->slots * sizeof(struct cv_field));
+	p->max_pool = p->max_records / 16;
+	if (p->max_pool > p->max_bytes / footprint)
+		p->max_pool = p->max_bytes / footprint;
+	if (p->max_pool > 1024)
+		p->max_pool = 1024;
+	if (p->max_pool < 2)
+		p->max_pool = 2;
+	p->pool = calloc(p->max_pool, sizeof *p->pool);
 	if (!p->pool)
 		goto fail;
-	for (size_t i = 0; i < nbatches; i++) {
-		struct batch *b = batch_new(per, slots, arena);
+	for (size_t i = 0; i < 2; i++) {
+		struct batch *b = pool_grow(p);
 		if (!b)
 			goto fail;
-		b->pipeline = p;
-		p->pool[p->npool++] = b;
 		b->next = p->free_list;
 		p->free_list = b;
 	}
@@ -458,6 +495,7 @@ static void *source_main(void *arg)
 				atomic_store_explicit(&st->busy_since, 0, memory_order_relaxed);
 				(void)t0;
 			}
+			p->inflight_records -= done->pub.count;
 			batch_reset(done);
 			done->next = p->free_list;
 			p->free_list = done;
@@ -481,7 +519,7 @@ static void *source_main(void *arg)
 			          p->inflight);
 			break;
 		}
-		struct batch *b = eof ? NULL : p->free_list;
+		struct batch *b = eof ? NULL : take_batch(p);
 		if (!b) {
 			pthread_mutex_lock(&p->mu);
 			if (!p->done_head) {
@@ -492,11 +530,23 @@ static void *source_main(void *arg)
 			pthread_mutex_unlock(&p->mu);
 			continue;
 		}
-		p->free_list = b->next;
-		b->next = NULL;
-		int64_t t0 = call_begin(st);
-		int rc = st->plugin->read(st->state, &b->pub);
-		call_end(st, t0);
+		/* A partial batch lingers a little for more records, so a slow
+		 * source still sends batches worth the per-batch costs. */
+		int rc;
+		int64_t linger_until = 0;
+		for (;;) {
+			int64_t t0 = call_begin(st);
+			rc = st->plugin->read(st->state, &b->pub);
+			call_end(st, t0);
+			if (rc != 0 || b->pub.count == 0 || b->pub.count >= b->pub.capacity ||
+			    p->linger_ns == 0 || atomic_load_explicit(&p->stop, memory_order_relaxed))
+				break;
+			int64_t now = host_monotonic_ns();
+			if (!linger_until)
+				linger_until = now + p->linger_ns;
+			else if (now >= linger_until)
+				break;
+		}
 		uint32_t n = b->pub.count;
 		if (n > 0) {
 			count(st->m.out, &st->total_out, n);
@@ -511,6 +561,7 @@ static void *source_main(void *arg)
 			pthread_cond_signal(&p->worker_cv);
 			pthread_mutex_unlock(&p->mu);
 			p->inflight++;
+			p->inflight_records += n;
 		} else {
 			batch_reset(b);
 			b->next = p->free_list;

@@ -28,6 +28,7 @@ struct pipeline_config {
 	uint32_t batch_records; /* records per batch */
 	uint32_t max_records;   /* records in flight, all batches */
 	uint64_t max_bytes;     /* bytes in flight, all batches */
+	int64_t linger_ns;      /* a partial batch waits this long for more; <0: default */
 	bool metrics_enabled;
 	const char *dead_letter_path; /* NULL: rejected records are logged and counted */
 };
@@ -38,10 +39,20 @@ struct pipeline {
 	size_t nstages;
 	struct metrics *registry;
 
+	/* The pool grows on demand (source thread only) while the records and
+	 * bytes in flight stay under the bounds: small batches from a slow
+	 * source do not starve a sink that gathers records across batches. */
 	struct batch **pool;
-	size_t npool;
-	struct batch *free_list; /* source thread only */
-	uint32_t inflight;       /* source thread only */
+	size_t npool, max_pool;
+	uint32_t batch_records;
+	uint16_t slots;
+	size_t arena_bytes;
+	uint64_t pool_bytes, max_bytes;
+	uint32_t max_records;
+	int64_t linger_ns;
+	struct batch *free_list;   /* source thread only */
+	uint32_t inflight;         /* batches; source thread only */
+	uint64_t inflight_records; /* source thread only */
 
 	pthread_mutex_t mu;
 	pthread_cond_t worker_cv; /* a batch was queued, or the source is done */

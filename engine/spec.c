@@ -245,6 +245,7 @@ static void load_pipeline(struct loader_ctx *c, const struct spec_node *key,
                           const struct spec_node *n, struct pipeline_spec *p)
 {
 	p->name = key->scalar;
+	p->linger_ns = -1;
 	if (!expect(c, n, SPEC_MAP, "a pipeline"))
 		return;
 	check_keys(c, n, "a pipeline", PIPELINE_KEYS);
@@ -291,6 +292,7 @@ static void load_pipeline(struct loader_ctx *c, const struct spec_node *key,
 		if (mb &&
 		    (units_parse_size(mb->scalar, &p->max_bytes) < 0 || p->max_bytes < (1u << 20)))
 			scalar_error(c, mb, "max_bytes", "a size of at least 1MiB, such as 64MiB");
+		get_duration(c, q, "linger", &p->linger_ns);
 		if (p->batch_records && p->max_records && p->max_records < 2 * p->batch_records)
 			diag_error(c->diag, c->file, q->line, q->column,
 			           "queue.max_records (%u) must hold at least two batches of "

@@ -27,6 +27,7 @@ struct pipeline_spec {
 	uint32_t batch_records;
 	uint32_t max_records;
 	uint64_t max_bytes;
+	int64_t linger_ns; /* -1: the engine's default */
 	const char *dead_letter_path;
 };
 
