@@ -1,0 +1,1382 @@
+/*
+ * influxdb.c - the `influxdb` sink: records as line protocol over HTTP(S) to
+ * InfluxDB's v1 /write or v2 /api/v2/write, with libcurl.
+ *
+ * Threads. write() runs on the host's sink thread: it encodes the batch's
+ * live records into the open chunk (one future request body) and seals the
+ * chunk when it holds batch.max_records records or batch.max_bytes bytes.
+ * One sender thread owns a curl multi handle: it seals a chunk that waited
+ * batch.max_delay (or at once when nothing is in flight, so a light load is
+ * not delayed), keeps up to max_in_flight requests going over keep-alive
+ * connections, and acknowledges every record of a request once the server
+ * answered 2xx. Nothing else ever acknowledges a record as delivered.
+ *
+ * Failures. Network errors, 5xx and 429 are retried with exponential backoff
+ * and jitter (Retry-After honoured); 401/403/404 are configuration errors,
+ * logged, reported unhealthy and retried the same way; records stay pending,
+ * so write() blocks once too much is queued and the source slows down.
+ * 400/413/422 mean bad points: InfluxDB refuses the whole request (or writes
+ * the good points and says "partial write"), so the request is split in
+ * halves and resent until each refused point stands alone, and only those
+ * are rejected with the server's message. Resending good points is harmless:
+ * a point with the same series and timestamp overwrites itself.
+ *
+ * Memory. Chunks and their buffers are recycled through a small pool; the
+ * hot path allocates nothing per record.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <openssl/x509_vfy.h>
+#include <zlib.h>
+
+#include <conveyor/plugin.h>
+
+#include "record_format.h"
+
+#define INFLUX_VERSION     "1.0.0"
+#define MS                 1000000LL
+#define SEC                1000000000LL
+#define RETRY_AFTER_CAP_NS (300 * SEC) /* a longer Retry-After is not honoured */
+#define LOG_REPEAT_NS      (30 * SEC)  /* the same failure is logged again after */
+#define RESP_MAX           2048        /* bytes of a response body kept */
+
+enum { API_V1 = 0, API_V2 = 1 };
+static const char *const api_names[] = {"v1", "v2", NULL};
+
+struct influx_config {
+	const char *url;
+	int api;
+	const char *database;
+	const char *retention_policy;
+	const char *username;
+	const char *password;
+	const char *org;
+	const char *bucket;
+	const char *token;
+	const char *tls_ca_file;
+	const char *tls_cert_file;
+	const char *tls_key_file;
+	bool tls_insecure_skip_verify;
+	int64_t batch_max_records;
+	uint64_t batch_max_bytes;
+	int64_t batch_max_delay;
+	int64_t batch_linger;
+	int64_t max_in_flight;
+	bool gzip;
+	int64_t retry_initial;
+	int64_t retry_max;
+	int64_t timeout;
+	struct cv_string_list resolve;
+};
+
+#define OPT(field) offsetof(struct influx_config, field)
+
+static const struct cv_option influx_options[] = {
+        {"url", CV_OPT_STRING, CV_OPT_REQUIRED, NULL, 0, 0, NULL, OPT(url),
+         "base URL of the server, https://host:8086 (no credentials, no query)"},
+        {"api", CV_OPT_ENUM, 0, "v1", 0, 0, api_names, OPT(api),
+         "write API: v1 (/write, database + username/password) or v2 (/api/v2/write, "
+         "org + bucket + token)"},
+        {"database", CV_OPT_STRING, 0, NULL, 0, 0, NULL, OPT(database),
+         "v1: the database to write to (required with v1)"},
+        {"retention_policy", CV_OPT_STRING, 0, NULL, 0, 0, NULL, OPT(retention_policy),
+         "v1: the retention policy (default: the database's default)"},
+        {"username", CV_OPT_STRING, 0, NULL, 0, 0, NULL, OPT(username),
+         "v1: user name for basic authentication"},
+        {"password", CV_OPT_STRING, CV_OPT_SECRET, NULL, 0, 0, NULL, OPT(password),
+         "v1: password for basic authentication"},
+        {"org", CV_OPT_STRING, 0, NULL, 0, 0, NULL, OPT(org),
+         "v2: organization (required with v2)"},
+        {"bucket", CV_OPT_STRING, 0, NULL, 0, 0, NULL, OPT(bucket),
+         "v2: bucket (required with v2)"},
+        {"token", CV_OPT_STRING, CV_OPT_SECRET, NULL, 0, 0, NULL, OPT(token),
+         "v2: API token (required with v2)"},
+        {"tls.ca_file", CV_OPT_STRING, 0, NULL, 0, 0, NULL, OPT(tls_ca_file),
+         "PEM file of the CA(s) to verify the server with (default: the system store)"},
+        {"tls.cert_file", CV_OPT_STRING, 0, NULL, 0, 0, NULL, OPT(tls_cert_file),
+         "PEM client certificate, for servers that require mutual TLS"},
+        {"tls.key_file", CV_OPT_STRING, 0, NULL, 0, 0, NULL, OPT(tls_key_file),
+         "PEM private key of the client certificate"},
+        {"tls.insecure_skip_verify", CV_OPT_BOOL, 0, "false", 0, 0, NULL,
+         OPT(tls_insecure_skip_verify),
+         "do not verify the server's certificate and host name (insecure: tests only)"},
+        {"batch.max_records", CV_OPT_INT, CV_OPT_HAS_MIN | CV_OPT_HAS_MAX, "5000", 1, 1000000, NULL,
+         OPT(batch_max_records), "points per request at most"},
+        {"batch.max_bytes", CV_OPT_SIZE, CV_OPT_HAS_MIN | CV_OPT_HAS_MAX, "4MiB", 1024,
+         1073741824.0, NULL, OPT(batch_max_bytes),
+         "request body size at most (before gzip; a single larger point is sent alone)"},
+        {"batch.max_delay", CV_OPT_DURATION, CV_OPT_HAS_MIN, "1s", 1e6, 0, NULL,
+         OPT(batch_max_delay), "longest a point waits for its request to fill"},
+        {"batch.linger", CV_OPT_DURATION, 0, "0s", 0, 0, NULL, OPT(batch_linger),
+         "when no request is in flight, how long a partial request waits for more points "
+         "(0: sent at once; more means fewer, larger requests at low rates)"},
+        {"max_in_flight", CV_OPT_INT, CV_OPT_HAS_MIN | CV_OPT_HAS_MAX, "4", 1, 64, NULL,
+         OPT(max_in_flight), "requests sent concurrently (one keep-alive connection each)"},
+        {"gzip", CV_OPT_BOOL, 0, "false", 0, 0, NULL, OPT(gzip),
+         "compress request bodies (Content-Encoding: gzip)"},
+        {"retry.initial", CV_OPT_DURATION, CV_OPT_HAS_MIN, "200ms", 1e6, 0, NULL,
+         OPT(retry_initial), "first backoff after a failed request; doubles each time"},
+        {"retry.max", CV_OPT_DURATION, CV_OPT_HAS_MIN, "10s", 1e6, 0, NULL, OPT(retry_max),
+         "longest backoff between retries"},
+        {"timeout", CV_OPT_DURATION, CV_OPT_HAS_MIN, "30s", 1e8, 0, NULL, OPT(timeout),
+         "time limit of one request, connection included"},
+        {"resolve", CV_OPT_LIST, 0, NULL, 0, 0, NULL, OPT(resolve),
+         "HOST:PORT:ADDRESS entries that pin a host name to an address, as curl --resolve "
+         "(TLS still verifies HOST)"},
+        {0},
+};
+
+/* One record in a chunk: where to acknowledge it, where its line ends. */
+struct line_ref {
+	struct cv_batch *batch;
+	uint32_t index;
+	uint32_t end; /* offset just past the line's '\n' in the body */
+};
+
+/* One request body and the records it carries. */
+struct chunk {
+	struct chunk *next;
+	struct cv_buf body;
+	struct cv_buf gz; /* the body gzipped, made before the first send */
+	struct line_ref *lines;
+	uint32_t nlines;
+	uint32_t lines_cap;
+	int64_t born_ns; /* monotonic: when its first line went in */
+};
+
+/* One concurrent request: an easy handle reused over keep-alive. */
+struct slot {
+	struct influx *s;
+	CURL *easy;
+	struct chunk *chunk; /* NULL when free */
+	int64_t started_ns;
+	size_t resp_len;
+	char resp[RESP_MAX];
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+struct influx {
+	struct cv_stage *stage;
+	const struct cv_host_api *api;
+	const struct influx_config *cfg;
+	char *base_url; /* the url without a trailing '/': safe to log */
+	char *write_url;
+	struct curl_slist *headers; /* holds the v2 token: never logged */
+	struct curl_slist *resolve;
+	CURLM *multi;
+	struct slot *slots;
+	uint32_t nslots;
+	uint32_t max_records;
+	size_t max_bytes;
+	uint64_t limit_records; /* write() waits while this much is pending */
+	uint64_t limit_bytes;
+
+	pthread_mutex_t mu;
+	pthread_cond_t settled_cv; /* pending went down */
+	struct chunk *open;        /* being filled by write() */
+	struct chunk *head, *tail; /* sealed, waiting to be sent */
+	struct chunk *pool;        /* recycled chunks */
+	uint32_t npool;
+	uint64_t pending_records; /* queued, in flight or waiting to retry */
+	uint64_t pending_bytes;
+	uint32_t in_flight;
+	bool flush_now;
+	bool quit;
+	pthread_t thread;
+	bool thread_started;
+
+	/* Sender thread only. */
+	uint32_t failures;       /* consecutive failed attempts */
+	int64_t last_failure_ns; /* when the last failed request had started */
+	int64_t backoff_until;   /* monotonic ns */
+	uint64_t rng;
+	bool unhealthy;
+	int64_t split_logged_ns; /* when narrowing down a refused request was logged */
+	int fail_key;            /* the failure being handled: HTTP status or -curl code */
+	int logged_key;          /* the last failure logged at its level; 0: none */
+	int64_t logged_ns;
+	uint64_t repeats; /* failures of that kind not logged since */
+	char status_label[8];
+
+	struct cv_metric *m_requests;
+	struct cv_metric *m_retries;
+	struct cv_metric *m_duration;
+	struct cv_metric *m_bytes;
+	struct cv_metric *m_pending;
+};
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * SEC + ts.tv_nsec;
+}
+
+static void deadline_in(struct timespec *ts, int64_t ns)
+{
+	int64_t t = mono_ns() + ns;
+	ts->tv_sec = (time_t)(t / SEC);
+	ts->tv_nsec = (long)(t % SEC);
+}
+
+static uint64_t rng_next(struct influx *s)
+{
+	/* xorshift64*: jitter needs no quality, only no shared state. */
+	s->rng ^= s->rng >> 12;
+	s->rng ^= s->rng << 25;
+	s->rng ^= s->rng >> 27;
+	return s->rng * 2685821657736338717ULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Chunks                                                                    */
+/* ------------------------------------------------------------------------ */
+
+static void chunk_free(struct chunk *c)
+{
+	if (!c)
+		return;
+	cv_buf_free(&c->body);
+	cv_buf_free(&c->gz);
+	free(c->lines);
+	free(c);
+}
+
+/* A clean chunk from the pool or new; NULL when out of memory. Under mu. */
+static struct chunk *chunk_get_locked(struct influx *s)
+{
+	struct chunk *c = s->pool;
+	if (c) {
+		s->pool = c->next;
+		s->npool--;
+	} else {
+		c = calloc(1, sizeof *c);
+		if (!c)
+			return NULL;
+		c->lines_cap = s->max_records;
+		c->lines = malloc(sizeof *c->lines * c->lines_cap);
+		/* Start small: the buffer grows to what the load needs, and the
+		 * pool keeps grown buffers for the next requests. */
+		size_t initial = s->max_bytes < 65536 ? s->max_bytes + 4096 : 65536;
+		if (!c->lines || cv_buf_reserve(&c->body, initial) != 0) {
+			chunk_free(c);
+			return NULL;
+		}
+	}
+	c->next = NULL;
+	c->nlines = 0;
+	c->born_ns = 0;
+	cv_buf_reset(&c->body);
+	cv_buf_reset(&c->gz);
+	return c;
+}
+
+/* Back to the pool (a few are kept: enough for the requests in flight and
+ * the ones being filled) or freed. Under mu. */
+static void chunk_put_locked(struct influx *s, struct chunk *c)
+{
+	if (s->npool < s->nslots + 2 && c->body.cap <= s->max_bytes * 2 + 65536) {
+		c->next = s->pool;
+		s->pool = c;
+		s->npool++;
+	} else {
+		chunk_free(c);
+	}
+}
+
+static void push_tail_locked(struct influx *s, struct chunk *c)
+{
+	c->next = NULL;
+	if (s->tail)
+		s->tail->next = c;
+	else
+		s->head = c;
+	s->tail = c;
+}
+
+static void push_head_locked(struct influx *s, struct chunk *c)
+{
+	c->next = s->head;
+	s->head = c;
+	if (!s->tail)
+		s->tail = c;
+}
+
+static struct chunk *pop_head_locked(struct influx *s)
+{
+	struct chunk *c = s->head;
+	if (c) {
+		s->head = c->next;
+		if (!s->head)
+			s->tail = NULL;
+		c->next = NULL;
+	}
+	return c;
+}
+
+static void seal_locked(struct influx *s)
+{
+	if (s->open && s->open->nlines) {
+		push_tail_locked(s, s->open);
+		s->open = NULL;
+	}
+}
+
+/* Settles every record of `c` and returns the chunk to the pool. Acks
+ * happen outside the lock: the host may complete batches from here. */
+static void chunk_settle(struct influx *s, struct chunk *c, enum cv_ack outcome, const char *reason)
+{
+	for (uint32_t i = 0; i < c->nlines; i++)
+		s->api->ack_record(c->lines[i].batch, c->lines[i].index, outcome, reason);
+	pthread_mutex_lock(&s->mu);
+	s->pending_records -= c->nlines;
+	s->pending_bytes -= c->body.len;
+	chunk_put_locked(s, c);
+	pthread_cond_broadcast(&s->settled_cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Copies lines [from, to) of `c` into a fresh chunk; NULL without memory.
+ * Under mu. */
+static struct chunk *chunk_slice_locked(struct influx *s, const struct chunk *c, uint32_t from,
+                                        uint32_t to)
+{
+	struct chunk *n = chunk_get_locked(s);
+	if (!n)
+		return NULL;
+	uint32_t start = from ? c->lines[from - 1].end : 0;
+	uint32_t stop = c->lines[to - 1].end;
+	if (cv_buf_append(&n->body, c->body.data + start, stop - start) != 0) {
+		chunk_put_locked(s, n);
+		return NULL;
+	}
+	for (uint32_t i = from; i < to; i++) {
+		n->lines[n->nlines] = c->lines[i];
+		n->lines[n->nlines].end -= start;
+		n->nlines++;
+	}
+	n->born_ns = c->born_ns;
+	return n;
+}
+
+static int chunk_gzip(struct chunk *c)
+{
+	z_stream z = {0};
+	/* windowBits 15 + 16: a gzip wrapper, as Content-Encoding: gzip wants. */
+	if (deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return CV_ENOMEM;
+	size_t bound = deflateBound(&z, c->body.len);
+	cv_buf_reset(&c->gz);
+	if (cv_buf_reserve(&c->gz, bound) != 0) {
+		deflateEnd(&z);
+		return CV_ENOMEM;
+	}
+	z.next_in = (unsigned char *)c->body.data;
+	z.avail_in = (uInt)c->body.len;
+	z.next_out = (unsigned char *)c->gz.data;
+	z.avail_out = (uInt)bound;
+	int rc = deflate(&z, Z_FINISH);
+	c->gz.len = z.total_out;
+	deflateEnd(&z);
+	return rc == Z_STREAM_END ? 0 : CV_ENOMEM;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Messages                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Why cv_record_encode_influx() refused a record, for the dead letter. Only
+ * runs on that rare path. */
+static const char *explain_unencodable(const struct cv_record *r)
+{
+	if (!r->measurement_len)
+		return "cannot be written as line protocol: empty measurement";
+	if (!r->nfields)
+		return "cannot be written as line protocol: no fields";
+	for (uint16_t i = 0; i < r->nfields; i++) {
+		const struct cv_field *f = &r->fields[i];
+		if (f->type == CV_FIELD_FLOAT && (f->v.f != f->v.f || f->v.f - f->v.f != 0))
+			return "cannot be written as line protocol: a float field is NaN or "
+			       "infinite";
+		if (f->type == CV_FIELD_STRING && f->v.s &&
+		    (memchr(f->v.s, '\n', f->str_len) || memchr(f->v.s, '\r', f->str_len)))
+			return "cannot be written as line protocol: a string field holds a newline";
+	}
+	return "cannot be written as line protocol (a newline, an unescapable backslash, an "
+	       "empty or reserved key, or a duplicate tag)";
+}
+
+/* Finds the server's message in a JSON error body ({"error":"..."} from
+ * 1.x, {"code":..,"message":"..."} from 2.x) and copies it unescaped into
+ * `out`; else copies the body's first line. */
+static void server_message(const char *body, size_t len, char *out, size_t n)
+{
+	static const char *const keys[] = {"\"error\"", "\"message\""};
+	out[0] = 0;
+	if (!n)
+		return;
+	for (size_t k = 0; k < 2; k++) {
+		const char *p = memmem(body, len, keys[k], strlen(keys[k]));
+		if (!p)
+			continue;
+		const char *end = body + len;
+		p += strlen(keys[k]);
+		while (p < end && (*p == ' ' || *p == ':'))
+			p++;
+		if (p >= end || *p != '"')
+			continue;
+		p++;
+		size_t o = 0;
+		while (p < end && *p != '"' && o + 1 < n) {
+			char ch = *p++;
+			if (ch == '\\' && p < end) {
+				ch = *p++;
+				if (ch == 'n')
+					ch = ' ';
+				else if (ch == 't')
+					ch = ' ';
+				else if (ch == 'u') { /* keep it simple: drop \uXXXX */
+					p += (end - p >= 4) ? 4 : end - p;
+					ch = '?';
+				}
+			}
+			out[o++] = ch;
+		}
+		out[o] = 0;
+		return;
+	}
+	size_t o = 0;
+	while (o < len && o + 1 < n && body[o] != '\n' && body[o] != '\r') {
+		out[o] = body[o];
+		o++;
+	}
+	out[o] = 0;
+}
+
+/* Logs a delivery failure `msg` (plus `detail`, which changes each time): a
+ * new kind of failure (s->fail_key: the HTTP status or curl's code) at once,
+ * the same kind at most every LOG_REPEAT_NS (debug in between), so an outage
+ * does not flood the log. */
+static void log_failure(struct influx *s, enum cv_log_level level, const char *msg,
+                        const char *detail)
+{
+	int64_t now = mono_ns();
+	bool same = s->fail_key == s->logged_key;
+	if (same && now - s->logged_ns < LOG_REPEAT_NS) {
+		s->repeats++;
+		s->api->log(s->stage, CV_LOG_DEBUG, "%s%s", msg, detail);
+		return;
+	}
+	if (same && s->repeats)
+		s->api->log(s->stage, level, "%s%s (%" PRIu64 " similar failures not logged)", msg,
+		            detail, s->repeats);
+	else
+		s->api->log(s->stage, level, "%s%s", msg, detail);
+	s->logged_key = s->fail_key;
+	s->logged_ns = now;
+	s->repeats = 0;
+}
+
+/* Names the cause of a TLS failure from curl's code and message and
+ * OpenSSL's verify result. */
+static const char *tls_cause(CURLcode rc, long verify, const char *detail)
+{
+	switch (verify) {
+	case X509_V_ERR_CERT_HAS_EXPIRED: return "the server's certificate has expired";
+	case X509_V_ERR_CERT_NOT_YET_VALID: return "the server's certificate is not valid yet";
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+		return "unknown CA: the server's certificate is not signed by a trusted CA "
+		       "(set tls.ca_file to the CA that signed it)";
+	case X509_V_ERR_HOSTNAME_MISMATCH:
+	case X509_V_ERR_IP_ADDRESS_MISMATCH:
+		return "host name mismatch: the certificate does not name the url's host";
+	default: break;
+	}
+	if (strstr(detail, "subject name") || strstr(detail, "does not match"))
+		return "host name mismatch: the certificate does not name the url's host";
+	if (strstr(detail, "expired"))
+		return "the server's certificate has expired";
+	if (rc == CURLE_SSL_CERTPROBLEM)
+		return "the client certificate or key cannot be used";
+	if (rc == CURLE_SSL_CACERT_BADFILE)
+		return "tls.ca_file cannot be read as PEM certificates";
+	return "TLS error";
+}
+
+static bool is_tls_error(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_SSL_ENGINE_INITFAILED:
+	case CURLE_SSL_CRL_BADFILE: return true;
+	default: return false;
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* The sender thread                                                         */
+/* ------------------------------------------------------------------------ */
+
+static void set_healthy(struct influx *s, bool healthy, const char *reason)
+{
+	if (s->unhealthy == !healthy)
+		return;
+	s->unhealthy = !healthy;
+	s->api->set_healthy(s->stage, healthy, reason);
+}
+
+/* Puts `c` back at the head of the queue and pauses sending a little. */
+static void requeue_soon(struct influx *s, struct chunk *c)
+{
+	pthread_mutex_lock(&s->mu);
+	push_head_locked(s, c);
+	s->in_flight--;
+	pthread_mutex_unlock(&s->mu);
+	s->backoff_until = mono_ns() + s->cfg->retry_initial;
+}
+
+static void start_request(struct influx *s, struct slot *sl, struct chunk *c)
+{
+	const char *body = c->body.data;
+	size_t len = c->body.len;
+	if (s->cfg->gzip) {
+		/* Compressed once; a retry or nothing else reuses it. */
+		if (!c->gz.len && chunk_gzip(c) != 0) {
+			s->api->log(s->stage, CV_LOG_WARN, "out of memory compressing a request");
+			requeue_soon(s, c);
+			return;
+		}
+		body = c->gz.data;
+		len = c->gz.len;
+	}
+	curl_easy_setopt(sl->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	curl_easy_setopt(sl->easy, CURLOPT_POSTFIELDS, body);
+	sl->chunk = c;
+	sl->resp_len = 0;
+	sl->errbuf[0] = 0;
+	sl->started_ns = mono_ns();
+	CURLMcode mc = curl_multi_add_handle(s->multi, sl->easy);
+	if (mc != CURLM_OK) {
+		/* Cannot happen with a removed handle; keep the data anyway. */
+		s->api->log(s->stage, CV_LOG_ERROR, "cannot start a request: %s",
+		            curl_multi_strerror(mc));
+		sl->chunk = NULL;
+		requeue_soon(s, c);
+		return;
+	}
+	s->api->metric_add(s->m_bytes, NULL, (double)len);
+}
+
+/* Schedules `c` again after a backoff; the records stay pending. */
+static void retry_later(struct influx *s, struct slot *sl, struct chunk *c, const char *msg,
+                        enum cv_log_level level, bool unhealthy, curl_off_t retry_after)
+{
+	int64_t now = mono_ns();
+	/* Requests that were in flight together fail together: count one failure
+	 * per round, so the backoff doubles once, not max_in_flight times. */
+	if (sl->started_ns >= s->last_failure_ns || !s->failures) {
+		s->failures++;
+		s->last_failure_ns = now;
+	}
+	uint32_t shift = s->failures > 1 ? s->failures - 1 : 0;
+	if (shift > 30)
+		shift = 30;
+	int64_t delay = s->cfg->retry_initial;
+	while (shift-- && delay < s->cfg->retry_max)
+		delay *= 2;
+	if (delay > s->cfg->retry_max)
+		delay = s->cfg->retry_max;
+	/* Jitter: somewhere in [delay/2, delay], so that many engines that lost
+	 * the same server do not come back in step. */
+	delay = delay / 2 + (int64_t)(rng_next(s) % (uint64_t)(delay / 2 + 1));
+	if (retry_after > 0) {
+		int64_t ra = retry_after > RETRY_AFTER_CAP_NS / SEC ? RETRY_AFTER_CAP_NS
+		                                                    : (int64_t)retry_after * SEC;
+		if (ra > delay)
+			delay = ra;
+	}
+	if (now + delay > s->backoff_until)
+		s->backoff_until = now + delay;
+	s->api->metric_add(s->m_retries, NULL, 1);
+
+	char detail[96];
+	snprintf(detail, sizeof detail, "; %" PRIu32 " points kept, retrying in %.1fs", c->nlines,
+	         (double)delay / SEC);
+	log_failure(s, level, msg, detail);
+	if (unhealthy)
+		set_healthy(s, false, msg);
+
+	pthread_mutex_lock(&s->mu);
+	push_head_locked(s, c);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* The server refused the request's points (400/413/422): narrow down. */
+static void refused(struct influx *s, struct chunk *c, long status, const char *server)
+{
+	char reason[640];
+	if (c->nlines == 1) {
+		snprintf(reason, sizeof reason, "influxdb refused the point (HTTP %ld): %s", status,
+		         server);
+		chunk_settle(s, c, CV_ACK_REJECTED, reason);
+		return;
+	}
+	int64_t now = mono_ns();
+	if (!s->split_logged_ns || now - s->split_logged_ns >= LOG_REPEAT_NS) {
+		s->split_logged_ns = now;
+		s->api->log(s->stage, CV_LOG_INFO,
+		            "influxdb refused a request of %" PRIu32 " points (HTTP %ld: %s); "
+		            "splitting it to find the bad points",
+		            c->nlines, status, server);
+	}
+	pthread_mutex_lock(&s->mu);
+	uint32_t half = c->nlines / 2;
+	struct chunk *a = chunk_slice_locked(s, c, 0, half);
+	struct chunk *b = a ? chunk_slice_locked(s, c, half, c->nlines) : NULL;
+	if (!b) {
+		if (a)
+			chunk_put_locked(s, a);
+		push_head_locked(s, c); /* out of memory: try the whole again later */
+		pthread_mutex_unlock(&s->mu);
+		s->backoff_until = mono_ns() + s->cfg->retry_initial;
+		return;
+	}
+	push_head_locked(s, b);
+	push_head_locked(s, a);
+	chunk_put_locked(s, c);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void request_done(struct influx *s, struct slot *sl, CURLcode rc)
+{
+	struct chunk *c = sl->chunk;
+	sl->chunk = NULL;
+	long status = 0;
+	curl_easy_getinfo(sl->easy, CURLINFO_RESPONSE_CODE, &status);
+	s->api->metric_add(s->m_duration, NULL, (double)(mono_ns() - sl->started_ns) / SEC);
+
+	if (rc == CURLE_OK)
+		snprintf(s->status_label, sizeof s->status_label, "%ld", status);
+	else
+		snprintf(s->status_label, sizeof s->status_label, "error");
+	s->api->metric_add(s->m_requests, s->status_label, 1);
+
+	char msg[640];
+	s->fail_key = rc != CURLE_OK ? -(int)rc : (int)status;
+	if (rc != CURLE_OK) {
+		const char *detail = sl->errbuf[0] ? sl->errbuf : curl_easy_strerror(rc);
+		if (is_tls_error(rc)) {
+			long verify = 0;
+			curl_easy_getinfo(sl->easy, CURLINFO_SSL_VERIFYRESULT, &verify);
+			snprintf(msg, sizeof msg,
+			         "TLS with %s failed: %s (curl: %s; certificate verify result %ld: "
+			         "%s)",
+			         s->base_url, tls_cause(rc, verify, detail), detail, verify,
+			         X509_verify_cert_error_string(verify));
+			retry_later(s, sl, c, msg, CV_LOG_ERROR, true, 0);
+		} else {
+			snprintf(msg, sizeof msg, "request to %s failed: %s", s->base_url, detail);
+			retry_later(s, sl, c, msg, CV_LOG_WARN, true, 0);
+		}
+		return;
+	}
+
+	char server[512];
+	server_message(sl->resp, sl->resp_len, server, sizeof server);
+	if (status >= 200 && status < 300) {
+		chunk_settle(s, c, CV_ACK_DELIVERED, NULL);
+		if (s->failures) {
+			s->api->log(s->stage, CV_LOG_INFO,
+			            "influxdb at %s accepts writes again after %" PRIu32
+			            " failed attempts",
+			            s->base_url, s->failures);
+			s->failures = 0;
+			s->logged_key = 0;
+		}
+		s->backoff_until = 0;
+		set_healthy(s, true, NULL);
+		return;
+	}
+	if (status == 400 || status == 413 || status == 422) {
+		refused(s, c, status, server[0] ? server : "no message");
+		return;
+	}
+	curl_off_t retry_after = 0;
+	curl_easy_getinfo(sl->easy, CURLINFO_RETRY_AFTER, &retry_after);
+	const bool v2 = s->cfg->api == API_V2;
+	switch (status) {
+	case 401:
+		snprintf(msg, sizeof msg,
+		         "influxdb at %s refused the credentials (HTTP 401: %s): "
+		         "check %s",
+		         s->base_url, server, v2 ? "token" : "username and password");
+		retry_later(s, sl, c, msg, CV_LOG_ERROR, true, retry_after);
+		break;
+	case 403:
+		snprintf(msg, sizeof msg, "influxdb at %s denied the write (HTTP 403: %s): %s",
+		         s->base_url, server,
+		         v2 ? "the token needs write permission on the bucket"
+		            : "the user needs WRITE on the database");
+		retry_later(s, sl, c, msg, CV_LOG_ERROR, true, retry_after);
+		break;
+	case 404:
+		snprintf(msg, sizeof msg,
+		         "influxdb at %s answered not found (HTTP 404: %s): check "
+		         "url and %s",
+		         s->base_url, server, v2 ? "org and bucket" : "database");
+		retry_later(s, sl, c, msg, CV_LOG_ERROR, true, retry_after);
+		break;
+	case 429:
+		snprintf(msg, sizeof msg, "influxdb at %s is throttling writes (HTTP 429: %s)",
+		         s->base_url, server);
+		/* Throttling is the server pacing us, not a failure of this stage,
+		 * unless it goes on. */
+		retry_later(s, sl, c, msg, CV_LOG_WARN, s->failures >= 2, retry_after);
+		break;
+	default:
+		snprintf(msg, sizeof msg, "influxdb at %s answered HTTP %ld: %s", s->base_url,
+		         status, server[0] ? server : "no message");
+		retry_later(s, sl, c, msg, status >= 500 ? CV_LOG_WARN : CV_LOG_ERROR, true,
+		            retry_after);
+		break;
+	}
+}
+
+static size_t on_response(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct slot *sl = arg;
+	size_t n = size * nmemb;
+	size_t room = sizeof sl->resp - sl->resp_len;
+	size_t take = n < room ? n : room;
+	memcpy(sl->resp + sl->resp_len, data, take);
+	sl->resp_len += take;
+	return n;
+}
+
+static struct slot *free_slot(struct influx *s)
+{
+	for (uint32_t i = 0; i < s->nslots; i++)
+		if (!s->slots[i].chunk)
+			return &s->slots[i];
+	return NULL;
+}
+
+static void *sender_main(void *arg)
+{
+	struct influx *s = arg;
+	for (;;) {
+		int64_t now = mono_ns();
+		int64_t wake = now + SEC;
+		pthread_mutex_lock(&s->mu);
+		if (s->quit) {
+			pthread_mutex_unlock(&s->mu);
+			break;
+		}
+		struct chunk *o = s->open;
+		if (o && o->nlines) {
+			/* Send a partial chunk when it is due, when asked to flush,
+			 * or when the line is idle (after batch.linger): then
+			 * waiting would only add delay, and the host's batches it
+			 * holds would starve the source. */
+			bool idle = s->in_flight == 0 && !s->head;
+			int64_t due =
+			        o->born_ns + (idle && s->cfg->batch_linger < s->cfg->batch_max_delay
+			                              ? s->cfg->batch_linger
+			                              : s->cfg->batch_max_delay);
+			if (s->flush_now || now >= due)
+				seal_locked(s);
+			else if (due < wake)
+				wake = due;
+		}
+		bool backing_off = now < s->backoff_until;
+		if (backing_off && s->backoff_until < wake)
+			wake = s->backoff_until;
+		/* While failing, probe with one request at a time. */
+		uint32_t limit = s->failures ? 1 : s->nslots;
+		while (!backing_off && s->head && s->in_flight < limit) {
+			struct slot *sl = free_slot(s);
+			if (!sl)
+				break;
+			struct chunk *c = pop_head_locked(s);
+			s->in_flight++;
+			pthread_mutex_unlock(&s->mu);
+			start_request(s, sl, c);
+			pthread_mutex_lock(&s->mu);
+			backing_off = mono_ns() < s->backoff_until;
+		}
+		uint64_t pending = s->pending_records;
+		pthread_mutex_unlock(&s->mu);
+		s->api->metric_set(s->m_pending, NULL, (double)pending);
+
+		int running = 0;
+		curl_multi_perform(s->multi, &running);
+		bool completed = false;
+		CURLMsg *msg;
+		int left;
+		while ((msg = curl_multi_info_read(s->multi, &left))) {
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			struct slot *sl = NULL;
+			CURL *easy = msg->easy_handle;
+			CURLcode rc = msg->data.result;
+			curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&sl);
+			curl_multi_remove_handle(s->multi, easy);
+			request_done(s, sl, rc);
+			pthread_mutex_lock(&s->mu);
+			s->in_flight--;
+			pthread_mutex_unlock(&s->mu);
+			completed = true;
+		}
+		if (completed)
+			continue; /* new room: start more before waiting */
+		int64_t left_ns = wake - mono_ns();
+		int timeout_ms = left_ns <= 0 ? 0 : (int)((left_ns + MS - 1) / MS);
+		if (timeout_ms > 1000)
+			timeout_ms = 1000;
+		curl_multi_poll(s->multi, NULL, 0, timeout_ms, NULL);
+	}
+	/* Quitting: abandon what is in flight; destroy fails those records. */
+	for (uint32_t i = 0; i < s->nslots; i++) {
+		struct slot *sl = &s->slots[i];
+		if (!sl->chunk)
+			continue;
+		curl_multi_remove_handle(s->multi, sl->easy);
+		pthread_mutex_lock(&s->mu);
+		push_head_locked(s, sl->chunk);
+		s->in_flight--;
+		pthread_mutex_unlock(&s->mu);
+		sl->chunk = NULL;
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Plugin callbacks                                                          */
+/* ------------------------------------------------------------------------ */
+
+static void wake_sender(struct influx *s)
+{
+	curl_multi_wakeup(s->multi);
+}
+
+static int influx_write(void *state, struct cv_batch *batch)
+{
+	struct influx *s = state;
+	/* The last live record: once it is queued, the sender may settle the
+	 * batch's last record and the host recycle it, so the loop must not read
+	 * the batch past that point. */
+	int64_t last = -1;
+	for (uint32_t i = batch->count; i-- > 0;) {
+		if (!(batch->records[i].flags & CV_RECORD_DROPPED)) {
+			last = i;
+			break;
+		}
+	}
+	if (last < 0)
+		return 0;
+
+	bool wake = false;
+	pthread_mutex_lock(&s->mu);
+	/* Backpressure: hold the host's thread while too much is pending. */
+	while (!s->quit &&
+	       (s->pending_records >= s->limit_records || s->pending_bytes >= s->limit_bytes) &&
+	       !s->api->stopping(s->stage)) {
+		struct timespec ts;
+		deadline_in(&ts, 100 * MS);
+		pthread_cond_timedwait(&s->settled_cv, &s->mu, &ts);
+	}
+	int64_t now = mono_ns();
+	for (uint32_t i = 0; i <= (uint32_t)last; i++) {
+		const struct cv_record *r = &batch->records[i];
+		if (r->flags & CV_RECORD_DROPPED)
+			continue;
+		if (!s->open && !(s->open = chunk_get_locked(s))) {
+			s->api->ack_record(batch, i, CV_ACK_FAILED, "out of memory");
+			continue;
+		}
+		struct chunk *c = s->open;
+		size_t before = c->body.len;
+		int rc = cv_record_encode_influx(&c->body, r);
+		if (rc == 0) {
+			/* The encoder reserved room for more than it wrote, so the
+			 * newline nearly always fits without a call. */
+			if (c->body.len < c->body.cap)
+				c->body.data[c->body.len++] = '\n';
+			else if ((rc = cv_buf_append(&c->body, "\n", 1)) != 0)
+				c->body.len = before;
+		}
+		if (rc != 0) {
+			if (rc == CV_EINVAL)
+				s->api->ack_record(batch, i, CV_ACK_REJECTED,
+				                   explain_unencodable(r));
+			else
+				s->api->ack_record(batch, i, CV_ACK_FAILED, "out of memory");
+			continue;
+		}
+		if (!c->nlines)
+			c->born_ns = now;
+		c->lines[c->nlines++] = (struct line_ref){batch, i, (uint32_t)c->body.len};
+		s->pending_records++;
+		s->pending_bytes += c->body.len - before;
+		if (c->body.len > s->max_bytes && c->nlines > 1) {
+			/* This line overflows the request: it starts the next one. */
+			struct chunk *n = chunk_get_locked(s);
+			if (n && cv_buf_append(&n->body, c->body.data + before,
+			                       c->body.len - before) == 0) {
+				n->lines[0] = c->lines[--c->nlines];
+				n->lines[0].end = (uint32_t)n->body.len;
+				n->nlines = 1;
+				n->born_ns = now;
+				c->body.len = before;
+				seal_locked(s);
+				s->open = n;
+				wake = true;
+				continue;
+			}
+			if (n)
+				chunk_put_locked(s, n);
+		}
+		if (c->nlines >= s->max_records || c->body.len >= s->max_bytes) {
+			seal_locked(s);
+			wake = true;
+		}
+	}
+	if (s->in_flight == 0 && !s->head && s->open)
+		wake = true; /* idle line: the sender sends what there is */
+	pthread_mutex_unlock(&s->mu);
+	if (wake)
+		wake_sender(s);
+	return 0;
+}
+
+static int influx_flush(void *state, int64_t deadline_ns)
+{
+	struct influx *s = state;
+	pthread_mutex_lock(&s->mu);
+	s->flush_now = true;
+	pthread_mutex_unlock(&s->mu);
+	wake_sender(s);
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		if (!s->pending_records)
+			break;
+		int64_t left = deadline_ns - s->api->now_ns();
+		if (left <= 0)
+			break;
+		struct timespec ts;
+		deadline_in(&ts, left < 100 * MS ? left : 100 * MS);
+		pthread_cond_timedwait(&s->settled_cv, &s->mu, &ts);
+	}
+	/* The host calls again in slices until its own deadline: no log here. */
+	int rc = s->pending_records ? CV_EAGAIN : 0;
+	s->flush_now = false;
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+static void fail_list(struct influx *s, struct chunk *c, const char *reason)
+{
+	while (c) {
+		struct chunk *next = c->next;
+		for (uint32_t i = 0; i < c->nlines; i++)
+			s->api->ack_record(c->lines[i].batch, c->lines[i].index, CV_ACK_FAILED,
+			                   reason);
+		chunk_free(c);
+		c = next;
+	}
+}
+
+static void influx_destroy(void *state)
+{
+	struct influx *s = state;
+	if (!s)
+		return;
+	if (s->thread_started) {
+		pthread_mutex_lock(&s->mu);
+		s->quit = true;
+		pthread_cond_broadcast(&s->settled_cv);
+		pthread_mutex_unlock(&s->mu);
+		wake_sender(s);
+		pthread_join(s->thread, NULL);
+	}
+	/* Whatever is left was not delivered: the source must not commit it. */
+	if (s->pending_records)
+		s->api->log(s->stage, CV_LOG_WARN,
+		            "%" PRIu64 " points were not delivered to %s before shutdown; "
+		            "they are failed, not acknowledged",
+		            s->pending_records, s->base_url ? s->base_url : "influxdb");
+	fail_list(s, s->head, "not delivered before shutdown");
+	fail_list(s, s->open, "not delivered before shutdown");
+	struct chunk *p = s->pool;
+	while (p) {
+		struct chunk *next = p->next;
+		chunk_free(p);
+		p = next;
+	}
+	if (s->slots) {
+		for (uint32_t i = 0; i < s->nslots; i++)
+			if (s->slots[i].easy)
+				curl_easy_cleanup(s->slots[i].easy);
+		free(s->slots);
+	}
+	if (s->multi)
+		curl_multi_cleanup(s->multi);
+	curl_slist_free_all(s->headers);
+	curl_slist_free_all(s->resolve);
+	free(s->base_url);
+	free(s->write_url);
+	pthread_cond_destroy(&s->settled_cv);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Init                                                                      */
+/* ------------------------------------------------------------------------ */
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void curl_init_once(void)
+{
+	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static bool set(const char *v)
+{
+	return v && *v;
+}
+
+#define CONFIG_ERROR(...)                                                                          \
+	do {                                                                                       \
+		api->log(stage, CV_LOG_ERROR, __VA_ARGS__);                                        \
+		return CV_ECONFIG;                                                                 \
+	} while (0)
+
+static int check_config(struct cv_stage *stage, const struct cv_host_api *api,
+                        const struct influx_config *cfg)
+{
+	const char *u = cfg->url;
+	bool https = strncasecmp(u, "https://", 8) == 0;
+	if (!https && strncasecmp(u, "http://", 7) != 0)
+		CONFIG_ERROR("url must start with https:// or http://");
+	CURLU *h = curl_url();
+	if (!h)
+		return CV_ENOMEM;
+	CURLUcode uc = curl_url_set(h, CURLUPART_URL, u, 0);
+	char *user = NULL, *query = NULL, *fragment = NULL;
+	if (uc == CURLUE_OK) {
+		curl_url_get(h, CURLUPART_USER, &user, 0);
+		curl_url_get(h, CURLUPART_QUERY, &query, 0);
+		curl_url_get(h, CURLUPART_FRAGMENT, &fragment, 0);
+	}
+	bool has_user = user != NULL, has_query = query || fragment;
+	curl_free(user);
+	curl_free(query);
+	curl_free(fragment);
+	curl_url_cleanup(h);
+	/* The url is logged in errors, so it must hold no secret. */
+	if (uc != CURLUE_OK)
+		CONFIG_ERROR("url is not a valid URL (%s)", curl_url_strerror(uc));
+	if (has_user)
+		CONFIG_ERROR("url must not contain credentials: use username/password or token");
+	if (has_query)
+		CONFIG_ERROR("url must be the server's base URL, without a query or fragment "
+		             "(the sink adds /write or /api/v2/write and their parameters)");
+
+	if (cfg->api == API_V1) {
+		if (!set(cfg->database))
+			CONFIG_ERROR("api v1 needs database");
+		if (set(cfg->org) || set(cfg->bucket) || set(cfg->token))
+			CONFIG_ERROR("org, bucket and token belong to api v2; with api v1 use "
+			             "database, username and password");
+		if (set(cfg->password) && !set(cfg->username))
+			CONFIG_ERROR("password is set but username is not");
+	} else {
+		if (!set(cfg->org) || !set(cfg->bucket) || !set(cfg->token))
+			CONFIG_ERROR("api v2 needs org, bucket and token (or token_file)%s%s%s",
+			             set(cfg->org) ? "" : "; org is missing",
+			             set(cfg->bucket) ? "" : "; bucket is missing",
+			             set(cfg->token) ? "" : "; token is missing");
+		if (set(cfg->database) || set(cfg->username) || set(cfg->password) ||
+		    set(cfg->retention_policy))
+			CONFIG_ERROR("database, retention_policy, username and password belong to "
+			             "api v1; with api v2 use org, bucket and token");
+	}
+	const char *files[][2] = {{"tls.ca_file", cfg->tls_ca_file},
+	                          {"tls.cert_file", cfg->tls_cert_file},
+	                          {"tls.key_file", cfg->tls_key_file}};
+	for (size_t i = 0; i < 3; i++) {
+		if (set(files[i][1]) && access(files[i][1], R_OK) != 0)
+			CONFIG_ERROR("%s %s cannot be read: %s", files[i][0], files[i][1],
+			             strerror(errno));
+	}
+	if (set(cfg->tls_key_file) && !set(cfg->tls_cert_file))
+		CONFIG_ERROR("tls.key_file is set but tls.cert_file is not");
+	if (!https &&
+	    (set(cfg->tls_ca_file) || set(cfg->tls_cert_file) || cfg->tls_insecure_skip_verify))
+		CONFIG_ERROR("tls options are set but url is not https://");
+	if (cfg->retry_max < cfg->retry_initial)
+		CONFIG_ERROR("retry.max is shorter than retry.initial");
+	if (!https && (set(cfg->password) || set(cfg->token)))
+		api->log(stage, CV_LOG_WARN,
+		         "url is plain http://: credentials and data travel unencrypted");
+	if (cfg->tls_insecure_skip_verify)
+		api->log(stage, CV_LOG_WARN,
+		         "tls.insecure_skip_verify is true: the server's certificate and host "
+		         "name are NOT verified; anyone on the path can read and change the data "
+		         "and credentials");
+	return 0;
+}
+
+/* url-escaped `v` appended to `out` after `key`; false without memory. */
+static bool append_param(char *out, size_t n, const char *sep, const char *key, const char *v)
+{
+	char *e = curl_easy_escape(NULL, v, 0);
+	if (!e)
+		return false;
+	size_t len = strlen(out);
+	int w = snprintf(out + len, n - len, "%s%s=%s", sep, key, e);
+	curl_free(e);
+	return w > 0 && (size_t)w < n - len;
+}
+
+static int build_urls(struct influx *s)
+{
+	const struct influx_config *cfg = s->cfg;
+	size_t ulen = strlen(cfg->url);
+	while (ulen && cfg->url[ulen - 1] == '/')
+		ulen--;
+	s->base_url = strndup(cfg->url, ulen);
+	size_t n = ulen * 3 + 64 + 3 * (cfg->database ? strlen(cfg->database) : 0) +
+	           3 * (cfg->retention_policy ? strlen(cfg->retention_policy) : 0) +
+	           3 * (cfg->org ? strlen(cfg->org) : 0) +
+	           3 * (cfg->bucket ? strlen(cfg->bucket) : 0);
+	s->write_url = malloc(n);
+	if (!s->base_url || !s->write_url)
+		return CV_ENOMEM;
+	bool ok;
+	if (cfg->api == API_V1) {
+		snprintf(s->write_url, n, "%s/write", s->base_url);
+		ok = append_param(s->write_url, n, "?", "db", cfg->database);
+		if (ok && set(cfg->retention_policy))
+			ok = append_param(s->write_url, n, "&", "rp", cfg->retention_policy);
+	} else {
+		snprintf(s->write_url, n, "%s/api/v2/write", s->base_url);
+		ok = append_param(s->write_url, n, "?", "org", cfg->org) &&
+		     append_param(s->write_url, n, "&", "bucket", cfg->bucket);
+	}
+	if (ok)
+		ok = append_param(s->write_url, n, "&", "precision", "ns");
+	return ok ? 0 : CV_ENOMEM;
+}
+
+static int build_headers(struct influx *s)
+{
+	const char *fixed[] = {"Content-Type: text/plain; charset=utf-8",
+	                       /* No 100-continue round trip before each body. */
+	                       "Expect:", s->cfg->gzip ? "Content-Encoding: gzip" : NULL};
+	for (size_t i = 0; i < 3; i++) {
+		if (!fixed[i])
+			continue;
+		struct curl_slist *l = curl_slist_append(s->headers, fixed[i]);
+		if (!l)
+			return CV_ENOMEM;
+		s->headers = l;
+	}
+	if (s->cfg->api == API_V2) {
+		size_t n = strlen(s->cfg->token) + 32;
+		char *h = malloc(n);
+		if (!h)
+			return CV_ENOMEM;
+		snprintf(h, n, "Authorization: Token %s", s->cfg->token);
+		struct curl_slist *l = curl_slist_append(s->headers, h);
+		explicit_bzero(h, n);
+		free(h);
+		if (!l)
+			return CV_ENOMEM;
+		s->headers = l;
+	}
+	for (size_t i = 0; i < s->cfg->resolve.count; i++) {
+		struct curl_slist *l = curl_slist_append(s->resolve, s->cfg->resolve.items[i]);
+		if (!l)
+			return CV_ENOMEM;
+		s->resolve = l;
+	}
+	return 0;
+}
+
+static int setup_easy(struct influx *s, struct slot *sl)
+{
+	const struct influx_config *cfg = s->cfg;
+	CURL *e = curl_easy_init();
+	if (!e)
+		return CV_ENOMEM;
+	sl->easy = e;
+	sl->s = s;
+	CURLcode rc = CURLE_OK;
+#define SETOPT(opt, val)                                                                           \
+	do {                                                                                       \
+		if (rc == CURLE_OK)                                                                \
+			rc = curl_easy_setopt(e, opt, val);                                        \
+	} while (0)
+	SETOPT(CURLOPT_URL, s->write_url);
+	SETOPT(CURLOPT_POST, 1L);
+	SETOPT(CURLOPT_HTTPHEADER, s->headers);
+	SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+	SETOPT(CURLOPT_NOSIGNAL, 1L);
+	SETOPT(CURLOPT_ERRORBUFFER, sl->errbuf);
+	SETOPT(CURLOPT_WRITEFUNCTION, on_response);
+	SETOPT(CURLOPT_WRITEDATA, sl);
+	SETOPT(CURLOPT_PRIVATE, (char *)sl);
+	SETOPT(CURLOPT_TIMEOUT_MS, (long)(cfg->timeout / MS));
+	SETOPT(CURLOPT_CONNECTTIMEOUT_MS,
+	       (long)((cfg->timeout < 10 * SEC ? cfg->timeout : 10 * SEC) / MS));
+	SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+	SETOPT(CURLOPT_USERAGENT, "conveyor-influxdb/" INFLUX_VERSION);
+	SETOPT(CURLOPT_SSL_VERIFYPEER, cfg->tls_insecure_skip_verify ? 0L : 1L);
+	SETOPT(CURLOPT_SSL_VERIFYHOST, cfg->tls_insecure_skip_verify ? 0L : 2L);
+	if (set(cfg->tls_ca_file))
+		SETOPT(CURLOPT_CAINFO, cfg->tls_ca_file);
+	if (set(cfg->tls_cert_file))
+		SETOPT(CURLOPT_SSLCERT, cfg->tls_cert_file);
+	if (set(cfg->tls_key_file))
+		SETOPT(CURLOPT_SSLKEY, cfg->tls_key_file);
+	if (cfg->api == API_V1 && set(cfg->username)) {
+		SETOPT(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		SETOPT(CURLOPT_USERNAME, cfg->username);
+		SETOPT(CURLOPT_PASSWORD, cfg->password ? cfg->password : "");
+	}
+	if (s->resolve)
+		SETOPT(CURLOPT_RESOLVE, s->resolve);
+#undef SETOPT
+	if (rc != CURLE_OK) {
+		s->api->log(s->stage, CV_LOG_ERROR, "libcurl refused an option: %s",
+		            curl_easy_strerror(rc));
+		return CV_ECONFIG;
+	}
+	return 0;
+}
+
+static int influx_init(struct cv_stage *stage, const struct cv_host_api *api, const void *config,
+                       void **state)
+{
+	const struct influx_config *cfg = config;
+	int rc = check_config(stage, api, cfg);
+	if (rc)
+		return rc;
+	pthread_once(&curl_once, curl_init_once);
+	if (curl_init_rc != CURLE_OK)
+		CONFIG_ERROR("libcurl failed to initialise: %s", curl_easy_strerror(curl_init_rc));
+
+	struct influx *s = calloc(1, sizeof *s);
+	if (!s)
+		return CV_ENOMEM;
+	s->stage = stage;
+	s->api = api;
+	s->cfg = cfg;
+	s->nslots = (uint32_t)cfg->max_in_flight;
+	s->max_records = (uint32_t)cfg->batch_max_records;
+	s->max_bytes = (size_t)cfg->batch_max_bytes;
+	/* Room for every slot's request, one being filled and one waiting. */
+	s->limit_records = (uint64_t)s->max_records * (s->nslots + 2);
+	s->limit_bytes = (uint64_t)s->max_bytes * (s->nslots + 2);
+	s->rng = (uint64_t)api->now_ns() | 1;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->settled_cv, &ca);
+	pthread_condattr_destroy(&ca);
+
+	if ((rc = build_urls(s)) || (rc = build_headers(s)))
+		goto fail;
+	s->multi = curl_multi_init();
+	s->slots = calloc(s->nslots, sizeof *s->slots);
+	if (!s->multi || !s->slots) {
+		rc = CV_ENOMEM;
+		goto fail;
+	}
+	curl_multi_setopt(s->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)s->nslots);
+	curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, (long)s->nslots);
+	curl_multi_setopt(s->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
+	for (uint32_t i = 0; i < s->nslots; i++)
+		if ((rc = setup_easy(s, &s->slots[i])))
+			goto fail;
+
+	s->m_requests =
+	        api->metric_register(stage, CV_METRIC_COUNTER, "conveyor_influxdb_requests_total",
+	                             "Write requests answered, by HTTP status "
+	                             "(\"error\": no answer)",
+	                             "code", NULL, 0);
+	s->m_retries = api->metric_register(
+	        stage, CV_METRIC_COUNTER, "conveyor_influxdb_retries_total",
+	        "Write requests scheduled again after a failure", NULL, NULL, 0);
+	s->m_duration = api->metric_register(
+	        stage, CV_METRIC_HISTOGRAM, "conveyor_influxdb_request_duration_seconds",
+	        "Time from sending a write request to its answer", NULL, NULL, 0);
+	s->m_bytes =
+	        api->metric_register(stage, CV_METRIC_COUNTER, "conveyor_influxdb_sent_bytes_total",
+	                             "Request body bytes sent (after gzip)", NULL, NULL, 0);
+	s->m_pending = api->metric_register(
+	        stage, CV_METRIC_GAUGE, "conveyor_influxdb_pending_records",
+	        "Points queued, in flight or waiting to be retried", NULL, NULL, 0);
+
+	if (pthread_create(&s->thread, NULL, sender_main, s) != 0) {
+		rc = CV_ENOMEM;
+		goto fail;
+	}
+	s->thread_started = true;
+	api->log(stage, CV_LOG_INFO,
+	         "writing to %s (api %s, %s) with up to %" PRIu32 " requests of %" PRIu32
+	         " points in flight",
+	         s->base_url, api_names[cfg->api],
+	         strncasecmp(cfg->url, "https://", 8) ? "no TLS"
+	         : cfg->tls_insecure_skip_verify      ? "TLS NOT verified"
+	                                              : "TLS verified",
+	         s->nslots, s->max_records);
+	*state = s;
+	return 0;
+fail:
+	if (rc == CV_ENOMEM)
+		api->log(stage, CV_LOG_ERROR, "out of memory");
+	influx_destroy(s);
+	return rc;
+}
+
+CV_PLUGIN_EXPORT const struct cv_plugin cv_plugin_descriptor = {
+        CV_PLUGIN_HEADER,
+        .name = "influxdb",
+        .version = INFLUX_VERSION,
+        .description = "writes points to InfluxDB (v1 /write or v2 /api/v2/write) over "
+                       "verified HTTPS, batched, retried, acknowledged on 2xx",
+        .kind = CV_KIND_SINK,
+        .flags = CV_PLUGIN_ASYNC_ACK,
+        .options = influx_options,
+        .config_size = sizeof(struct influx_config),
+        .init = influx_init,
+        .destroy = influx_destroy,
+        .write = influx_write,
+        .flush = influx_flush,
+};
