@@ -134,7 +134,7 @@ def test_tls_failures_named_and_nothing_acknowledged():
     for e in engines.values():
         e.proc.terminate()  # all at once: each waits out its shutdown timeout
     for name, e in engines.items():
-        e.stop(timeout=30)
+        e.wait_exit(timeout=30)  # one signal: a second one means "exit now"
         check_no_secrets(e, ie.WRITER_PASSWORD, expired.token)
         ct.check(log_has(e, "not delivered"), "%s: undelivered points not reported" % name)
     for m in ("m_unknown_ca", "m_mismatch"):
