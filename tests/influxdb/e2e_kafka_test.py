@@ -1,5 +1,5 @@
 """End to end: sim_speed -> kafka_out -> (mock Kafka cluster) -> kafka_in ->
-anomaly -> influxdb over HTTPS with auth (pipelines/processor-influxdb.yaml).
+anomaly -> influxdb over HTTPS with auth (pipelines/processor.yaml).
 The processor is killed with SIGKILL mid-stream and restarted: InfluxDB ends
 up holding exactly N points, every line's seq 1..N/lines (re-delivered
 points overwrite the same series and timestamp).
@@ -18,7 +18,7 @@ sys.path.insert(0, HERE)
 import conveyor_test as ct  # noqa: E402
 import influx_env as ie  # noqa: E402
 
-PROCESSOR = os.path.join(ct.SOURCE_DIR, "pipelines", "processor-influxdb.yaml")
+PROCESSOR = os.path.join(ct.SOURCE_DIR, "pipelines", "processor.yaml")
 MOCK_BIN = os.path.join(ct.BUILD_DIR, "tests", "kafka", "mock_cluster")
 NEEDED = [os.path.join(ct.PLUGIN_DIR, p + ".so") for p in ("kafka_in", "kafka_out", "anomaly")]
 TOPIC = "conveyor-speed"

@@ -1,0 +1,421 @@
+/*
+ * kafka_out - sink: produces each record as one Kafka message (JSON or line
+ * protocol), keyed by a tag so each key (a belt's line_id) stays ordered in
+ * one partition. Idempotent producer by default.
+ *
+ * Acknowledgement: asynchronous. Every message carries (batch, index) as its
+ * opaque; the delivery report settles that record: delivered, or failed with
+ * librdkafka's reason. A record that cannot be encoded is rejected at once.
+ * write() encodes, enqueues and serves the reports already due; a
+ * plugin-owned poller thread serves them while no write comes. The host's
+ * queue (records in flight) bounds memory; librdkafka's queue full means a
+ * slow or absent broker, and write() waits (backpressure).
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <conveyor/plugin.h>
+
+#include "kafka_common.h"
+#include "record_format.h"
+
+/* How long write() waits for queue space once the engine is stopping. */
+#define STOP_QUEUE_WAIT_NS (5 * 1000000000LL)
+
+struct kafka_out_config {
+	const char *brokers;
+	const char *topic;
+	const char *key;
+	int format; /* enum cv_record_format */
+	struct cv_string_map properties;
+};
+
+/* One written batch: the delivery reports of its records find it through
+ * their refs; the last one frees it. */
+struct out_batch {
+	struct cv_batch *batch;
+	atomic_uint remaining; /* refs not reported + 1 while write() runs */
+	struct out_ref {
+		struct out_batch *ob;
+		uint32_t idx;
+	} refs[];
+};
+
+struct kafka_out {
+	struct cv_kafka_ident id; /* first: the handle's opaque, see kafka_common.h */
+	const struct kafka_out_config *cfg;
+	rd_kafka_t *rk;
+	rd_kafka_topic_t *rkt;
+	bool embedded;
+	size_t key_len;
+	struct cv_buf buf;
+
+	pthread_t poller;
+	bool poller_started;
+	atomic_bool poller_stop;
+	atomic_bool unhealthy;
+	atomic_llong last_error_log_ns;
+
+	struct cv_metric *m_delivery_errors;
+};
+
+static const char *const managed_properties[] = {
+        "bootstrap.servers", "metadata.broker.list", "dr_cb", "dr_msg_cb", "opaque", NULL,
+};
+
+/* Producer defaults, before the user's properties (which win). Tuned for
+ * throughput with bounded memory: larger batches and a short linger. */
+static const char *const default_properties[][2] = {
+        {"enable.idempotence", "true"},
+        {"acks", "all"},
+        {"linger.ms", "5"},
+        {"batch.num.messages", "10000"},
+        {"batch.size", "1000000"},
+        {"queue.buffering.max.messages", "200000"},
+        {"queue.buffering.max.kbytes", "262144"},
+        {"message.timeout.ms", "300000"},
+        {"client.id", "conveyor-kafka_out"},
+};
+
+static void settle(struct kafka_out *st, struct out_ref *ref, enum cv_ack outcome,
+                   const char *reason)
+{
+	struct out_batch *ob = ref->ob;
+	st->id.api->ack_record(ob->batch, ref->idx, outcome, reason);
+	if (atomic_fetch_sub_explicit(&ob->remaining, 1, memory_order_acq_rel) == 1)
+		free(ob);
+}
+
+static bool log_allowed(struct kafka_out *st)
+{
+	/* At most one delivery-error line per second: a broker outage fails
+	 * thousands of messages at once; the metric counts them all. */
+	int64_t now = st->id.api->now_ns();
+	long long last = atomic_load(&st->last_error_log_ns);
+	return now - last >= 1000000000LL &&
+	       atomic_compare_exchange_strong(&st->last_error_log_ns, &last, now);
+}
+
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	struct kafka_out *st = opaque;
+	struct out_ref *ref = m->_private;
+	const struct cv_host_api *api = st->id.api;
+	if (!ref)
+		return;
+	if (!m->err) {
+		if (atomic_load_explicit(&st->unhealthy, memory_order_relaxed) &&
+		    atomic_exchange(&st->unhealthy, false))
+			api->set_healthy(st->id.stage, true, NULL);
+		settle(st, ref, CV_ACK_DELIVERED, NULL);
+		return;
+	}
+	const char *name = rd_kafka_err2name(m->err);
+	if (st->m_delivery_errors)
+		api->metric_add(st->m_delivery_errors, name, 1);
+	if (log_allowed(st))
+		api->log(st->id.stage, CV_LOG_WARN, "delivery to topic \"%s\" failed: %s",
+		         st->cfg->topic, rd_kafka_err2str(m->err));
+	/* Too large for the broker: no retry can help, so it is bad data. */
+	enum cv_ack outcome =
+	        m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? CV_ACK_REJECTED : CV_ACK_FAILED;
+	settle(st, ref, outcome, rd_kafka_err2str(m->err));
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	struct kafka_out *st = opaque;
+	cv_kafka_log_error(&st->id, rk, err, reason);
+	if ((err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__FATAL) &&
+	    !atomic_exchange(&st->unhealthy, true))
+		st->id.api->set_healthy(st->id.stage, false,
+		                        err == RD_KAFKA_RESP_ERR__FATAL
+		                                ? "Kafka producer failed fatally"
+		                                : "all Kafka brokers are down");
+}
+
+static void *poller_main(void *arg)
+{
+	struct kafka_out *st = arg;
+	while (!atomic_load_explicit(&st->poller_stop, memory_order_acquire))
+		rd_kafka_poll(st->rk, 100);
+	return NULL;
+}
+
+static void kafka_out_destroy(void *state);
+
+static int setup(struct kafka_out *st)
+{
+	const struct kafka_out_config *cfg = st->cfg;
+	const struct cv_host_api *api = st->id.api;
+	struct cv_stage *stage = st->id.stage;
+	if (!cfg->topic || !*cfg->topic) {
+		api->log(stage, CV_LOG_ERROR, "topic: empty");
+		return CV_ECONFIG;
+	}
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < sizeof default_properties / sizeof *default_properties;
+	     i++)
+		rc = cv_kafka_conf_set(&st->id, conf, default_properties[i][0],
+		                       default_properties[i][1], "defaults");
+	if (rc == 0)
+		rc = cv_kafka_conf_apply_map(&st->id, conf, &cfg->properties, managed_properties);
+	if (rc == 0) {
+		const char *topics[] = {cfg->topic};
+		rc = cv_kafka_conf_brokers(&st->id, conf, cfg->brokers, topics, 1, &st->embedded);
+	}
+	if (rc < 0) {
+		rd_kafka_conf_destroy(conf);
+		return rc;
+	}
+	rd_kafka_conf_set_opaque(conf, st);
+	cv_kafka_conf_set_logger(conf);
+	rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+	rd_kafka_conf_set_error_cb(conf, error_cb);
+
+	char errstr[512];
+	st->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+	if (!st->rk) {
+		rd_kafka_conf_destroy(conf);
+		api->log(stage, CV_LOG_ERROR, "cannot create the Kafka producer: %s", errstr);
+		return CV_ECONFIG;
+	}
+	st->rkt = rd_kafka_topic_new(st->rk, cfg->topic, NULL);
+	if (!st->rkt) {
+		api->log(stage, CV_LOG_ERROR, "cannot create topic handle \"%s\": %s", cfg->topic,
+		         rd_kafka_err2str(rd_kafka_last_error()));
+		return CV_ECONFIG;
+	}
+	st->m_delivery_errors = api->metric_register(
+	        stage, CV_METRIC_COUNTER, "conveyor_kafka_delivery_errors_total",
+	        "Kafka messages whose delivery failed, by librdkafka error name.", "error", NULL,
+	        0);
+
+	if (pthread_create(&st->poller, NULL, poller_main, st) != 0) {
+		api->log(stage, CV_LOG_ERROR, "cannot start the delivery report thread");
+		return CV_ENOMEM;
+	}
+	st->poller_started = true;
+	return 0;
+}
+
+static int kafka_out_init(struct cv_stage *stage, const struct cv_host_api *api, const void *config,
+                          void **state)
+{
+	const struct kafka_out_config *cfg = config;
+	struct kafka_out *st = calloc(1, sizeof *st);
+	if (!st)
+		return CV_ENOMEM;
+	st->id = (struct cv_kafka_ident){.api = api, .stage = stage};
+	st->cfg = cfg;
+	st->key_len = cfg->key ? strlen(cfg->key) : 0;
+	/* The host calls destroy only after a successful init. */
+	int rc = setup(st);
+	if (rc < 0) {
+		kafka_out_destroy(st);
+		return rc;
+	}
+	*state = st;
+	return 0;
+}
+
+/* Enqueues one message, waiting while the local queue is full (the broker
+ * is slow or away: that is backpressure, not failure). Returns 0, or the
+ * librdkafka error that made the message fail. */
+static rd_kafka_resp_err_t produce(struct kafka_out *st, const char *key, size_t key_len,
+                                   struct out_ref *ref)
+{
+	int64_t full_since = 0;
+	for (;;) {
+		if (rd_kafka_produce(st->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
+		                     st->buf.data, st->buf.len, key, key_len, ref) == 0)
+			return RD_KAFKA_RESP_ERR_NO_ERROR;
+		rd_kafka_resp_err_t err = rd_kafka_last_error();
+		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			return err;
+		/* Shutting down and the queue does not drain (brokers away):
+		 * fail the rest, so the drain ends and the source commits none
+		 * of them, instead of blocking until message.timeout.ms. */
+		if (st->id.api->stopping(st->id.stage)) {
+			int64_t now = st->id.api->now_ns();
+			if (!full_since)
+				full_since = now;
+			else if (now - full_since > STOP_QUEUE_WAIT_NS ||
+			         atomic_load_explicit(&st->unhealthy, memory_order_relaxed))
+				return err;
+		}
+		rd_kafka_poll(st->rk, 10);
+	}
+}
+
+static int kafka_out_write(void *state, struct cv_batch *batch)
+{
+	struct kafka_out *st = state;
+	const struct cv_host_api *api = st->id.api;
+	/* Snapshot what we need: once the last record is settled the host may
+	 * recycle the batch while this loop still runs. */
+	uint32_t n = batch->count, live = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		if (!(batch->records[i].flags & CV_RECORD_DROPPED))
+			live++;
+	}
+	if (!live)
+		return 0;
+	struct out_batch *ob = malloc(sizeof *ob + live * sizeof(struct out_ref));
+	if (!ob)
+		return CV_ENOMEM; /* the host fails the batch */
+	ob->batch = batch;
+	atomic_init(&ob->remaining, live + 1);
+
+	uint32_t done = 0;
+	for (uint32_t i = 0; i < n && done < live; i++) {
+		struct cv_record *r = &batch->records[i];
+		if (r->flags & CV_RECORD_DROPPED)
+			continue;
+		struct out_ref *ref = &ob->refs[done++];
+		ref->ob = ob;
+		ref->idx = i;
+		cv_buf_reset(&st->buf);
+		int rc = cv_record_encode(&st->buf, (enum cv_record_format)st->cfg->format, r);
+		if (rc < 0) {
+			settle(st, ref, rc == CV_ENOMEM ? CV_ACK_FAILED : CV_ACK_REJECTED,
+			       rc == CV_ENOMEM
+			               ? "out of memory encoding the record"
+			               : (st->cfg->format == CV_FORMAT_INFLUX
+			                          ? "record cannot be encoded as line protocol"
+			                          : "record cannot be encoded as JSON"));
+			continue;
+		}
+		const char *key = NULL;
+		size_t key_len = 0;
+		if (st->key_len) {
+			const struct cv_tag *t =
+			        cv_record_find_tag(r, st->cfg->key, (uint32_t)st->key_len);
+			if (t) {
+				key = t->value;
+				key_len = t->value_len;
+			}
+		}
+		rd_kafka_resp_err_t err = produce(st, key, key_len, ref);
+		if (err) {
+			if (st->m_delivery_errors)
+				api->metric_add(st->m_delivery_errors, rd_kafka_err2name(err), 1);
+			settle(st, ref,
+			       err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? CV_ACK_REJECTED
+			                                                   : CV_ACK_FAILED,
+			       rd_kafka_err2str(err));
+		}
+	}
+	if (atomic_fetch_sub_explicit(&ob->remaining, 1, memory_order_acq_rel) == 1)
+		free(ob);
+	/* Serve the reports that are ready here too: librdkafka then frees its
+	 * messages on the thread that allocated them (cheaper than across
+	 * threads); the poller thread covers idle times. */
+	rd_kafka_poll(st->rk, 0);
+	return 0;
+}
+
+static int64_t ms_until(const struct cv_host_api *api, int64_t deadline_ns)
+{
+	int64_t left = deadline_ns - api->now_ns();
+	return left <= 0 ? 0 : left / 1000000;
+}
+
+static int kafka_out_flush(void *state, int64_t deadline_ns)
+{
+	struct kafka_out *st = state;
+	const struct cv_host_api *api = st->id.api;
+	for (;;) {
+		int64_t ms = ms_until(api, deadline_ns);
+		if (rd_kafka_flush(st->rk, (int)(ms > 100 ? 100 : ms)) ==
+		    RD_KAFKA_RESP_ERR_NO_ERROR)
+			return 0;
+		if (ms == 0)
+			break;
+	}
+	/* Out of time: purge what is left so every record is settled as failed
+	 * now (its source will not commit it), rather than never. */
+	int left = rd_kafka_outq_len(st->rk);
+	api->log(st->id.stage, CV_LOG_WARN,
+	         "flush: %d message(s) not delivered by the deadline; failing them", left);
+	rd_kafka_purge(st->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	for (int i = 0; i < 50 && rd_kafka_outq_len(st->rk) > 0; i++)
+		rd_kafka_poll(st->rk, 10);
+	return CV_EAGAIN;
+}
+
+static void kafka_out_destroy(void *state)
+{
+	struct kafka_out *st = state;
+	if (!st)
+		return;
+	if (st->poller_started) {
+		atomic_store(&st->poller_stop, true);
+		pthread_join(st->poller, NULL);
+	}
+	if (st->rk) {
+		/* Whatever is still queued fails now: the host destroys sinks
+		 * before it frees batches, and takes these last acks. */
+		rd_kafka_purge(st->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+		for (int i = 0; i < 100 && rd_kafka_outq_len(st->rk) > 0; i++)
+			rd_kafka_poll(st->rk, 10);
+		if (st->rkt)
+			rd_kafka_topic_destroy(st->rkt);
+		rd_kafka_destroy(st->rk);
+	}
+	if (st->embedded)
+		cv_kafka_embedded_release();
+	cv_buf_free(&st->buf);
+	free(st);
+}
+
+static const struct cv_option options[] = {
+        {.name = "brokers",
+         .type = CV_OPT_STRING,
+         .flags = CV_OPT_REQUIRED,
+         .offset = offsetof(struct kafka_out_config, brokers),
+         .description = "bootstrap servers (host:port,...), or \"embedded\" for an in-process "
+                        "cluster (demo: data lives in memory)"},
+        {.name = "topic",
+         .type = CV_OPT_STRING,
+         .flags = CV_OPT_REQUIRED,
+         .offset = offsetof(struct kafka_out_config, topic),
+         .description = "topic to produce to"},
+        {.name = "key",
+         .type = CV_OPT_STRING,
+         .default_value = "line_id",
+         .offset = offsetof(struct kafka_out_config, key),
+         .description = "tag whose value is the message key (same key, same partition, "
+                        "in order); \"\" for no key"},
+        {.name = "format",
+         .type = CV_OPT_ENUM,
+         .default_value = "json",
+         .enum_values = cv_record_format_names,
+         .offset = offsetof(struct kafka_out_config, format),
+         .description = "message encoding: json or influx (line protocol)"},
+        {.name = "properties",
+         .type = CV_OPT_MAP,
+         .offset = offsetof(struct kafka_out_config, properties),
+         .description = "librdkafka producer settings (TLS, SASL, batching, compression...), "
+                        "applied after the defaults (enable.idempotence=true, linger.ms=5)"},
+        {0},
+};
+
+CV_PLUGIN_EXPORT const struct cv_plugin cv_plugin_descriptor = {
+        CV_PLUGIN_HEADER,
+        .name = "kafka_out",
+        .version = "1.0.0",
+        .description = "Kafka producer: one message per record, keyed by a tag, acknowledged "
+                       "on delivery report",
+        .kind = CV_KIND_SINK,
+        .flags = CV_PLUGIN_ASYNC_ACK,
+        .options = options,
+        .config_size = sizeof(struct kafka_out_config),
+        .init = kafka_out_init,
+        .destroy = kafka_out_destroy,
+        .write = kafka_out_write,
+        .flush = kafka_out_flush,
+};
