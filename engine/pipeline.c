@@ -61,8 +61,8 @@ static int setup_latency(struct pipeline *p)
 }
 
 #define DEFAULT_BATCH_RECORDS 1024
-#define DEFAULT_MAX_BYTES (64ull << 20)
-#define DEFAULT_LINGER_NS (20 * 1000000LL)
+#define DEFAULT_MAX_BYTES     (64ull << 20)
+#define DEFAULT_LINGER_NS     (20 * 1000000LL)
 
 /* Adds a batch to the pool; NULL when the pool is at its bounds. */
 static struct batch *pool_grow(struct pipeline *p)
@@ -127,7 +127,9 @@ struct pipeline *pipeline_new(const struct pipeline_config *cfg, struct cv_stage
 	p->linger_ns = cfg->linger_ns >= 0 ? cfg->linger_ns : DEFAULT_LINGER_NS;
 	p->slots = 8;
 	size_t arena = (size_t)p->batch_records * 256;
-	p->arena_bytes = arena < (64u << 10) ? (64u << 10) : arena > (4u << 20) ? (4u << 20) : arena;
+	p->arena_bytes = arena < (64u << 10)  ? (64u << 10)
+	                 : arena > (4u << 20) ? (4u << 20)
+	                                      : arena;
 	size_t footprint = sizeof(struct batch) + p->arena_bytes +
 	                   (size_t)p->batch_records *
 	                           (sizeof(struct cv_record) + p->slots * sizeof(struct cv_field));
@@ -539,7 +541,8 @@ static void *source_main(void *arg)
 			rc = st->plugin->read(st->state, &b->pub);
 			call_end(st, t0);
 			if (rc != 0 || b->pub.count == 0 || b->pub.count >= b->pub.capacity ||
-			    p->linger_ns == 0 || atomic_load_explicit(&p->stop, memory_order_relaxed))
+			    p->linger_ns == 0 ||
+			    atomic_load_explicit(&p->stop, memory_order_relaxed))
 				break;
 			int64_t now = host_monotonic_ns();
 			if (!linger_until)
