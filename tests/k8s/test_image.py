@@ -91,8 +91,16 @@ def test_image_builds_and_is_lean():
 
 def test_image_validates_pipelines():
     build()
+    # validate reads secret files as run does: mount one where the Secret
+    # would be.
+    secret = os.path.join(ct.tmpdir(), "influxdb-password")
+    ct.write_file(secret, "not-a-real-password\n")
+    os.chmod(secret, 0o644)
     rc, out, err = cli("run", "--rm", "-e", "KAFKA_BROKERS=kafka:9092",
-                       "-e", "INFLUXDB_URL=https://influxdb:8086", image_tag(), "validate",
+                       "-e", "INFLUXDB_URL=https://influxdb:8086",
+                       "-v", "%s:/etc/conveyor/secrets/influxdb-password:ro" % secret,
+                       "-e", "INFLUXDB_PASSWORD_FILE=/etc/conveyor/secrets/influxdb-password",
+                       image_tag(), "validate",
                        "/etc/conveyor/pipelines/producer.yaml",
                        "/etc/conveyor/pipelines/processor.yaml")
     ct.check(rc == 0, "conveyor validate in the image (%d):\n%s%s" % (rc, out, err))
