@@ -83,7 +83,11 @@ static void check(enum cv_record_format fmt, const struct test_record *t, int ex
 		fail_msg("rc %d, expected %d, output %.*s", rc, expected_rc, (int)buf.len,
 		         buf.data);
 	if (rc == 0) {
-		char *got = strndup(buf.data + 7, buf.len - 7);
+		/* The buffer is not NUL-terminated: copy it into a string. */
+		char *got = malloc(buf.len - 7 + 1);
+		assert_non_null(got);
+		memcpy(got, buf.data + 7, buf.len - 7);
+		got[buf.len - 7] = '\0';
 		assert_string_equal(got, expected);
 		free(got);
 	} else {
