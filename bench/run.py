@@ -40,6 +40,29 @@ class Context:
     def progress(self, msg):
         print("[%6.1fs] %s" % (time.monotonic() - self._t0, msg), file=sys.stderr, flush=True)
 
+    def run_engine(self, spec_path, env=None):
+        """Runs `conveyor run SPEC` to its end; returns wall seconds, the
+        process's CPU seconds and its stderr. Raises on a non-zero exit."""
+        full_env = dict(os.environ, CONVEYOR_PLUGIN_PATH=self.plugin_dir)
+        if env:
+            full_env.update(env)
+        start = time.monotonic()
+        p = subprocess.Popen([self.conveyor, "run", spec_path], env=full_env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            # stderr is read after exit: the runs log little (level warn or info).
+            _, status, ru = os.wait4(p.pid, 0)
+        except BaseException:
+            p.kill()
+            raise
+        wall = time.monotonic() - start
+        err = p.stderr.read().decode(errors="replace")
+        p.stderr.close()
+        rc = os.waitstatus_to_exitcode(status)
+        if rc != 0:
+            raise RuntimeError("conveyor exited %d: %s" % (rc, err[-500:]))
+        return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "stderr": err}
+
 
 def cmake_cache(build_dir, key):
     try:

@@ -28,26 +28,14 @@ def _run_once(ctx, metrics, count):
     path = os.path.join(ctx.workdir, "core-%s.yaml" % metrics)
     with open(path, "w") as f:
         f.write(SPEC.format(metrics=metrics, count=count))
-    env = dict(os.environ, CONVEYOR_PLUGIN_PATH=ctx.plugin_dir)
-    start = time.monotonic()
-    p = subprocess.Popen([ctx.conveyor, "run", path], env=env, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE)
-    try:
-        _, status, ru = os.wait4(p.pid, 0)
-    except BaseException:
-        p.kill()
-        raise
-    wall = time.monotonic() - start
-    err = p.stderr.read().decode(errors="replace")
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode != 0:
-        raise RuntimeError("conveyor exited %d: %s" % (p.returncode, err[-500:]))
+    r = ctx.run_engine(path)
+    err = r["stderr"]
     # ru_maxrss would include the harness's own memory before exec: the
     # engine reports its VmHWM when it stops.
     m = re.search(r"peak RSS ([0-9.]+) MiB", err)
     if not m:
         raise RuntimeError("no peak RSS in the engine's log: %s" % err[-500:])
-    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "rss_kib": float(m.group(1)) * 1024}
+    return {"wall": r["wall"], "cpu": r["cpu"], "rss_kib": float(m.group(1)) * 1024}
 
 
 def _median(xs):

@@ -100,24 +100,11 @@ def _engine_run(ctx, ie, db, count, dbname, pwfile):
     with open(path, "w") as f:
         f.write(SPEC.format(count=count, url=db.url, db=dbname, user=ie.WRITER_USER,
                             pwfile=pwfile, ca=db.pki.ca_cert, batch=BATCH, inflight=IN_FLIGHT))
-    env = dict(os.environ, CONVEYOR_PLUGIN_PATH=ctx.plugin_dir)
-    start = time.monotonic()
-    p = subprocess.Popen([ctx.conveyor, "run", path], env=env, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE)
-    try:
-        _, status, ru = os.wait4(p.pid, 0)
-    except BaseException:
-        p.kill()
-        raise
-    wall = time.monotonic() - start
-    err = p.stderr.read().decode(errors="replace")
-    rc = os.waitstatus_to_exitcode(status)
-    if rc != 0:
-        raise RuntimeError("conveyor exited %d: %s" % (rc, err[-500:]))
+    r = ctx.run_engine(path)
     got = db.count("conveyor_speed", "seq", db=dbname)
     if got != count:
         raise RuntimeError("engine: influxd holds %d points, expected %d" % (got, count))
-    return wall, ru.ru_utime + ru.ru_stime
+    return r["wall"], r["cpu"]
 
 
 def _median(xs):
