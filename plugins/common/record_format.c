@@ -68,10 +68,14 @@ static const char digit_pairs[200] = "00010203040506070809"
                                      "80818283848586878889"
                                      "90919293949596979899";
 
+/* Decimal digits of v (1..20). */
+static int count_digits64(uint64_t v);
+
 static int format_uint64(char *out, uint64_t v)
 {
-	char tmp[20];
-	char *p = tmp + sizeof(tmp);
+	/* Straight into `out`, from the end: no scratch copy. */
+	int len = count_digits64(v);
+	char *p = out + len;
 	while (v >= 100) {
 		unsigned d = (unsigned)(v % 100) * 2;
 		v /= 100;
@@ -85,8 +89,6 @@ static int format_uint64(char *out, uint64_t v)
 	} else {
 		*--p = (char)('0' + v);
 	}
-	int len = (int)(tmp + sizeof(tmp) - p);
-	memcpy(out, p, (size_t)len);
 	return len;
 }
 
@@ -209,6 +211,10 @@ static const struct diyfp cached_powers[87] = {
 static struct diyfp diyfp_mul(struct diyfp x, struct diyfp y)
 {
 	/* The high 64 bits of the 128-bit product, rounded. */
+#ifdef __SIZEOF_INT128__
+	unsigned __int128 prod = (unsigned __int128)x.f * y.f + (1ull << 63);
+	return (struct diyfp){(uint64_t)(prod >> 64), x.e + y.e + 64};
+#endif
 	const uint64_t m32 = 0xffffffffu;
 	uint64_t a = x.f >> 32, b = x.f & m32, c = y.f >> 32, d = y.f & m32;
 	uint64_t ac = a * c, bc = b * c, ad = a * d, bd = b * d;
@@ -252,14 +258,32 @@ static void grisu_round(char *digits, int len, uint64_t delta, uint64_t rest, ui
 	}
 }
 
-static int count_digits32(uint32_t n)
+static int count_digits64(uint64_t v)
 {
-	int d = 1;
-	while (n >= 10) {
-		n /= 10;
-		d++;
+	/* log10 from the bit length (1233 / 4096 ~ log10(2)), then one
+	 * correction: no loop. */
+	uint64_t x = v | 1; /* 0 has one digit, as 1 */
+	int t = ((64 - __builtin_clzll(x)) * 1233) >> 12;
+	return t + 1 - (x < pow10_u64[t]);
+}
+
+/* p / 10^i for i in 0..9, with a constant divisor per case: the compiler
+ * turns each into a multiplication, where a divisor from a table costs a
+ * hardware division per digit. */
+static uint32_t div_pow10(uint32_t p, int i)
+{
+	switch (i) {
+	case 0: return p;
+	case 1: return p / 10u;
+	case 2: return p / 100u;
+	case 3: return p / 1000u;
+	case 4: return p / 10000u;
+	case 5: return p / 100000u;
+	case 6: return p / 1000000u;
+	case 7: return p / 10000000u;
+	case 8: return p / 100000000u;
+	default: return p / 1000000000u;
 	}
-	return d;
 }
 
 static int digit_gen(struct diyfp w, struct diyfp mp, uint64_t delta, char *digits, int *k)
@@ -269,13 +293,12 @@ static int digit_gen(struct diyfp w, struct diyfp mp, uint64_t delta, char *digi
 	const uint64_t wp_w = mp.f - w.f;
 	uint32_t p1 = (uint32_t)(mp.f >> shift);
 	uint64_t p2 = mp.f & (one - 1);
-	int kappa = count_digits32(p1);
+	int kappa = count_digits64(p1);
 	int len = 0;
 
 	while (kappa > 0) {
-		uint32_t div = (uint32_t)pow10_u64[kappa - 1];
-		uint32_t d = p1 / div;
-		p1 %= div;
+		uint32_t d = div_pow10(p1, kappa - 1);
+		p1 -= d * (uint32_t)pow10_u64[kappa - 1];
 		if (d || len)
 			digits[len++] = (char)('0' + d);
 		kappa--;
@@ -334,10 +357,10 @@ static int grisu2(double v, char *digits, int *k)
 	minus.f <<= minus.e - plus.e;
 	minus.e = plus.e;
 
-	while (!(w.f & (1ull << 63))) {
-		w.f <<= 1;
-		w.e--;
-	}
+	/* Normalise: w.f is never 0 here (v > 0). */
+	int lz = __builtin_clzll(w.f);
+	w.f <<= lz;
+	w.e -= lz;
 
 	struct diyfp c = cached_power(plus.e, k);
 	struct diyfp wc = diyfp_mul(w, c);

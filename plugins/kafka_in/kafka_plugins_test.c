@@ -188,6 +188,43 @@ static void test_unencodable_record_rejected(void **state)
 	harness_close(out);
 }
 
+/* A record too large for the broker (message.max.bytes) is rejected and the
+ * rest delivered, both when a batch fits librdkafka's queue (enqueued at
+ * once) and when it does not (queue.buffering.max.messages smaller than the
+ * batch: one by one, waiting for room). */
+static void write_with_one_too_large(const char *options, int n)
+{
+	static char big[4000];
+	memset(big, 'x', sizeof big);
+	struct harness *out;
+	assert_int_equal(harness_open(out_plugin, options, 256, &out), 0);
+	struct cv_batch *b = harness_batch(out);
+	add_records(out, b, 1, n);
+	struct cv_field *f = cv_record_add_field(harness_api(out), b, &b->records[n / 2]);
+	assert_non_null(f);
+	*f = (struct cv_field){
+	        .key = "note", .key_len = 4, .type = CV_FIELD_STRING, .str_len = sizeof big};
+	f->v.s = big;
+	assert_int_equal(harness_write(out, b), 0);
+	assert_int_equal(out_plugin->flush(harness_state(out),
+	                                   harness_api(out)->now_ns() + 10 * 1000000000LL),
+	                 0);
+	assert_int_equal(harness_acked(out, CV_ACK_REJECTED), 1);
+	assert_int_equal(harness_acked(out, CV_ACK_DELIVERED), (uint64_t)n - 1);
+	harness_close(out);
+}
+
+static void test_too_large_and_small_queue(void **state)
+{
+	write_with_one_too_large("{brokers: embedded, topic: big,"
+	                         " properties: {message.max.bytes: '1000'}}",
+	                         200);
+	write_with_one_too_large("{brokers: embedded, topic: big,"
+	                         " properties: {message.max.bytes: '1000',"
+	                         " queue.buffering.max.messages: '10'}}",
+	                         200);
+}
+
 static void test_bad_options(void **state)
 {
 	struct harness *h = NULL;
@@ -215,6 +252,7 @@ int main(void)
 	        cmocka_unit_test(test_round_trip_and_commit),
 	        cmocka_unit_test(test_dead_letters),
 	        cmocka_unit_test(test_unencodable_record_rejected),
+	        cmocka_unit_test(test_too_large_and_small_queue),
 	        cmocka_unit_test(test_bad_options),
 	};
 	return cmocka_run_group_tests(tests, setup_group, NULL);

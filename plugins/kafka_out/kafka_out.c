@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <conveyor/plugin.h>
 
@@ -23,6 +24,13 @@
 
 /* How long write() waits for queue space once the engine is stopping. */
 #define STOP_QUEUE_WAIT_NS (5 * 1000000000LL)
+
+/* The poller thread serves delivery reports only once write() has not run
+ * for this long: while writes come, write() serves them itself, and a second
+ * thread polling the same queue would only contend for its lock and free the
+ * messages away from the thread that allocated them. Bounds how late a report
+ * is served when writes stop (e.g. the host's in-flight window is full). */
+#define POLLER_IDLE_NS (1000000LL)
 
 struct kafka_out_config {
 	const char *brokers;
@@ -50,11 +58,22 @@ struct kafka_out {
 	rd_kafka_topic_t *rkt;
 	bool embedded;
 	size_t key_len;
-	struct cv_buf buf;
+	struct cv_buf buf; /* one batch's encoded messages, back to back */
+
+	/* write()'s messages for rd_kafka_produce_batch(), grown to the
+	 * largest batch seen. */
+	rd_kafka_message_t *msgs;
+	uint32_t msgs_cap;
+	/* librdkafka's local queue limits (queue.buffering.max.messages and
+	 * .kbytes), and the largest message (key + value) produced so far:
+	 * together they tell when a batch surely fits, see batch_fits(). */
+	uint64_t queue_max_msgs, queue_max_bytes;
+	size_t max_msg_len;
 
 	pthread_t poller;
 	bool poller_started;
 	atomic_bool poller_stop;
+	atomic_llong last_write_ns; /* when write() last ran (now_ns) */
 	atomic_bool unhealthy;
 	atomic_llong last_error_log_ns;
 
@@ -79,13 +98,27 @@ static const char *const default_properties[][2] = {
         {"client.id", "conveyor-kafka_out"},
 };
 
-static void settle(struct kafka_out *st, struct out_ref *ref, enum cv_ack outcome,
-                   const char *reason)
+/* Drops one reference to `ob`; the last one settles what was not settled
+ * yet (every record delivered) in one call and frees `ob`. Delivered records
+ * are not acknowledged one by one: ack_batch settles them all with one
+ * atomic operation, where ack_record would cost one per record. */
+static void ob_release(struct kafka_out *st, struct out_batch *ob)
+{
+	if (atomic_fetch_sub_explicit(&ob->remaining, 1, memory_order_acq_rel) == 1) {
+		st->id.api->ack_batch(ob->batch, CV_ACK_DELIVERED, NULL);
+		free(ob);
+	}
+}
+
+/* Settles one record that was not delivered, at once (the host logs and
+ * counts it), then drops its reference. The release ordering of
+ * ob_release makes this settlement visible to the final ack_batch. */
+static void settle_failed(struct kafka_out *st, struct out_ref *ref, enum cv_ack outcome,
+                          const char *reason)
 {
 	struct out_batch *ob = ref->ob;
 	st->id.api->ack_record(ob->batch, ref->idx, outcome, reason);
-	if (atomic_fetch_sub_explicit(&ob->remaining, 1, memory_order_acq_rel) == 1)
-		free(ob);
+	ob_release(st, ob);
 }
 
 static bool log_allowed(struct kafka_out *st)
@@ -109,7 +142,7 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		if (atomic_load_explicit(&st->unhealthy, memory_order_relaxed) &&
 		    atomic_exchange(&st->unhealthy, false))
 			api->set_healthy(st->id.stage, true, NULL);
-		settle(st, ref, CV_ACK_DELIVERED, NULL);
+		ob_release(st, ref->ob);
 		return;
 	}
 	const char *name = rd_kafka_err2name(m->err);
@@ -121,7 +154,7 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	/* Too large for the broker: no retry can help, so it is bad data. */
 	enum cv_ack outcome =
 	        m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? CV_ACK_REJECTED : CV_ACK_FAILED;
-	settle(st, ref, outcome, rd_kafka_err2str(m->err));
+	settle_failed(st, ref, outcome, rd_kafka_err2str(m->err));
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -139,12 +172,35 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 static void *poller_main(void *arg)
 {
 	struct kafka_out *st = arg;
-	while (!atomic_load_explicit(&st->poller_stop, memory_order_acquire))
+	const struct cv_host_api *api = st->id.api;
+	while (!atomic_load_explicit(&st->poller_stop, memory_order_acquire)) {
+		int64_t idle = api->now_ns() -
+		               atomic_load_explicit(&st->last_write_ns, memory_order_relaxed);
+		if (idle >= 0 && idle < POLLER_IDLE_NS) {
+			struct timespec ts = {0, (long)(POLLER_IDLE_NS - idle)};
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		/* destroy() wakes this wait with rd_kafka_yield(). */
 		rd_kafka_poll(st->rk, 100);
+	}
 	return NULL;
 }
 
 static void kafka_out_destroy(void *state);
+
+/* A numeric setting of the handle's final configuration (defaults, then the
+ * user's properties), or `fallback` when unreadable. */
+static uint64_t conf_u64(rd_kafka_t *rk, const char *name, uint64_t fallback)
+{
+	char v[64];
+	size_t len = sizeof v;
+	if (rd_kafka_conf_get(rd_kafka_conf(rk), name, v, &len) != RD_KAFKA_CONF_OK)
+		return fallback;
+	char *end;
+	unsigned long long n = strtoull(v, &end, 10);
+	return end == v ? fallback : (uint64_t)n;
+}
 
 static int setup(struct kafka_out *st)
 {
@@ -183,6 +239,8 @@ static int setup(struct kafka_out *st)
 		api->log(stage, CV_LOG_ERROR, "cannot create the Kafka producer: %s", errstr);
 		return CV_ECONFIG;
 	}
+	st->queue_max_msgs = conf_u64(st->rk, "queue.buffering.max.messages", 100000);
+	st->queue_max_bytes = conf_u64(st->rk, "queue.buffering.max.kbytes", 1048576) * 1024;
 	st->rkt = rd_kafka_topic_new(st->rk, cfg->topic, NULL);
 	if (!st->rkt) {
 		api->log(stage, CV_LOG_ERROR, "cannot create topic handle \"%s\": %s", cfg->topic,
@@ -225,13 +283,12 @@ static int kafka_out_init(struct cv_stage *stage, const struct cv_host_api *api,
 /* Enqueues one message, waiting while the local queue is full (the broker
  * is slow or away: that is backpressure, not failure). Returns 0, or the
  * librdkafka error that made the message fail. */
-static rd_kafka_resp_err_t produce(struct kafka_out *st, const char *key, size_t key_len,
-                                   struct out_ref *ref)
+static rd_kafka_resp_err_t produce(struct kafka_out *st, const rd_kafka_message_t *m)
 {
 	int64_t full_since = 0;
 	for (;;) {
 		if (rd_kafka_produce(st->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
-		                     st->buf.data, st->buf.len, key, key_len, ref) == 0)
+		                     m->payload, m->len, m->key, m->key_len, m->_private) == 0)
 			return RD_KAFKA_RESP_ERR_NO_ERROR;
 		rd_kafka_resp_err_t err = rd_kafka_last_error();
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
@@ -251,10 +308,33 @@ static rd_kafka_resp_err_t produce(struct kafka_out *st, const char *key, size_t
 	}
 }
 
+/* True when `n` more messages of `bytes` bytes in all surely fit in
+ * librdkafka's local queue. rd_kafka_outq_len() bounds the messages queued
+ * from above (it adds the reports not served yet), and only this thread
+ * adds messages, so neither limit can be hit: produce_batch() then enqueues
+ * every message and none overtakes one refused for a full queue (a
+ * concurrent report could free room in the middle of a batch). */
+static bool batch_fits(struct kafka_out *st, uint32_t n, size_t bytes)
+{
+	uint64_t queued = (uint64_t)rd_kafka_outq_len(st->rk);
+	return queued + n <= st->queue_max_msgs &&
+	       queued * st->max_msg_len + bytes <= st->queue_max_bytes;
+}
+
+static void produce_failed(struct kafka_out *st, struct out_ref *ref, rd_kafka_resp_err_t err)
+{
+	if (st->m_delivery_errors)
+		st->id.api->metric_add(st->m_delivery_errors, rd_kafka_err2name(err), 1);
+	settle_failed(st, ref,
+	              err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? CV_ACK_REJECTED : CV_ACK_FAILED,
+	              rd_kafka_err2str(err));
+}
+
 static int kafka_out_write(void *state, struct cv_batch *batch)
 {
 	struct kafka_out *st = state;
 	const struct cv_host_api *api = st->id.api;
+	atomic_store_explicit(&st->last_write_ns, api->now_ns(), memory_order_relaxed);
 	/* Snapshot what we need: once the last record is settled the host may
 	 * recycle the batch while this loop still runs. */
 	uint32_t n = batch->count, live = 0;
@@ -264,13 +344,26 @@ static int kafka_out_write(void *state, struct cv_batch *batch)
 	}
 	if (!live)
 		return 0;
+	if (live > st->msgs_cap) {
+		rd_kafka_message_t *msgs = realloc(st->msgs, live * sizeof *msgs);
+		if (!msgs)
+			return CV_ENOMEM; /* the host fails the batch */
+		st->msgs = msgs;
+		st->msgs_cap = live;
+	}
 	struct out_batch *ob = malloc(sizeof *ob + live * sizeof(struct out_ref));
 	if (!ob)
-		return CV_ENOMEM; /* the host fails the batch */
+		return CV_ENOMEM;
 	ob->batch = batch;
 	atomic_init(&ob->remaining, live + 1);
 
-	uint32_t done = 0;
+	/* Encode every record back to back into one buffer, then enqueue them
+	 * all with one rd_kafka_produce_batch(): one topic lock and one clock
+	 * reading per batch instead of per message. Payloads are kept as
+	 * offsets until the buffer stops growing. */
+	cv_buf_reset(&st->buf);
+	uint32_t done = 0, nmsg = 0;
+	size_t max_len = st->max_msg_len;
 	for (uint32_t i = 0; i < n && done < live; i++) {
 		struct cv_record *r = &batch->records[i];
 		if (r->flags & CV_RECORD_DROPPED)
@@ -278,39 +371,56 @@ static int kafka_out_write(void *state, struct cv_batch *batch)
 		struct out_ref *ref = &ob->refs[done++];
 		ref->ob = ob;
 		ref->idx = i;
-		cv_buf_reset(&st->buf);
+		size_t off = st->buf.len;
 		int rc = cv_record_encode(&st->buf, (enum cv_record_format)st->cfg->format, r);
 		if (rc < 0) {
-			settle(st, ref, rc == CV_ENOMEM ? CV_ACK_FAILED : CV_ACK_REJECTED,
-			       rc == CV_ENOMEM
-			               ? "out of memory encoding the record"
-			               : (st->cfg->format == CV_FORMAT_INFLUX
-			                          ? "record cannot be encoded as line protocol"
-			                          : "record cannot be encoded as JSON"));
+			settle_failed(
+			        st, ref, rc == CV_ENOMEM ? CV_ACK_FAILED : CV_ACK_REJECTED,
+			        rc == CV_ENOMEM
+			                ? "out of memory encoding the record"
+			                : (st->cfg->format == CV_FORMAT_INFLUX
+			                           ? "record cannot be encoded as line protocol"
+			                           : "record cannot be encoded as JSON"));
 			continue;
 		}
-		const char *key = NULL;
-		size_t key_len = 0;
+		rd_kafka_message_t *m = &st->msgs[nmsg++];
+		m->err = RD_KAFKA_RESP_ERR_NO_ERROR;
+		m->payload = (void *)(uintptr_t)off;
+		m->len = st->buf.len - off;
+		m->key = NULL;
+		m->key_len = 0;
+		m->_private = ref;
 		if (st->key_len) {
 			const struct cv_tag *t =
 			        cv_record_find_tag(r, st->cfg->key, (uint32_t)st->key_len);
 			if (t) {
-				key = t->value;
-				key_len = t->value_len;
+				m->key = (void *)t->value;
+				m->key_len = t->value_len;
 			}
 		}
-		rd_kafka_resp_err_t err = produce(st, key, key_len, ref);
-		if (err) {
-			if (st->m_delivery_errors)
-				api->metric_add(st->m_delivery_errors, rd_kafka_err2name(err), 1);
-			settle(st, ref,
-			       err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? CV_ACK_REJECTED
-			                                                   : CV_ACK_FAILED,
-			       rd_kafka_err2str(err));
+		if (m->len + m->key_len > max_len)
+			max_len = m->len + m->key_len;
+	}
+	for (uint32_t k = 0; k < nmsg; k++)
+		st->msgs[k].payload = st->buf.data + (uintptr_t)st->msgs[k].payload;
+	st->max_msg_len = max_len;
+
+	if (nmsg && batch_fits(st, nmsg, st->buf.len + nmsg * max_len)) {
+		int ok = rd_kafka_produce_batch(st->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
+		                                st->msgs, (int)nmsg);
+		for (uint32_t k = 0; ok < (int)nmsg && k < nmsg; k++) {
+			if (st->msgs[k].err)
+				produce_failed(st, st->msgs[k]._private, st->msgs[k].err);
+		}
+	} else {
+		/* Near the queue's limits: one by one, waiting for room. */
+		for (uint32_t k = 0; k < nmsg; k++) {
+			rd_kafka_resp_err_t err = produce(st, &st->msgs[k]);
+			if (err)
+				produce_failed(st, st->msgs[k]._private, err);
 		}
 	}
-	if (atomic_fetch_sub_explicit(&ob->remaining, 1, memory_order_acq_rel) == 1)
-		free(ob);
+	ob_release(st, ob);
 	/* Serve the reports that are ready here too: librdkafka then frees its
 	 * messages on the thread that allocated them (cheaper than across
 	 * threads); the poller thread covers idle times. */
@@ -354,6 +464,7 @@ static void kafka_out_destroy(void *state)
 		return;
 	if (st->poller_started) {
 		atomic_store(&st->poller_stop, true);
+		rd_kafka_yield(st->rk); /* out of its rd_kafka_poll() wait now */
 		pthread_join(st->poller, NULL);
 	}
 	if (st->rk) {
@@ -369,6 +480,7 @@ static void kafka_out_destroy(void *state)
 	if (st->embedded)
 		cv_kafka_embedded_release();
 	cv_buf_free(&st->buf);
+	free(st->msgs);
 	free(st);
 }
 
