@@ -1,11 +1,15 @@
 #include "engine.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
 
 #include "host_api.h"
 #include "http_server.h"
@@ -23,7 +27,17 @@ struct engine {
 	struct cv_stage **stages; /* per pipeline, the array the pipeline uses */
 	size_t npipelines;
 	_Atomic bool all_started;
+	int done_fd; /* an eventfd a pipeline's last thread writes as it ends */
 };
+
+static void pipeline_done(void *ctx)
+{
+	struct engine *e = ctx;
+	uint64_t one = 1;
+	if (write(e->done_fd, &one, sizeof one) < 0) {
+		/* Only EAGAIN (the counter is full): the engine wakes anyway. */
+	}
+}
 
 static int http_metrics(void *ctx, struct strbuf *out)
 {
@@ -121,6 +135,8 @@ static int build_pipelines(struct engine *e)
 		        .linger_ns = ps->linger_ns,
 		        .metrics_enabled = spec->metrics_enabled,
 		        .dead_letter_path = ps->dead_letter_path,
+		        .on_done = pipeline_done,
+		        .on_done_ctx = e,
 		};
 		e->pipelines[i] = pipeline_new(&cfg, stages, ps->nstages, e->registry);
 		if (!e->pipelines[i]) {
@@ -202,6 +218,14 @@ int engine_run(struct engine_spec *spec, const struct engine_options *opts)
 	sigaddset(&sigs, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	e.done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (sfd < 0 || e.done_fd < 0) {
+		log_error("cannot create the engine's signal and event descriptors: %s",
+		          strerror(errno));
+		exit_code = 1;
+		goto out;
+	}
 
 	e.registry = metrics_new();
 	if (!e.registry) {
@@ -247,8 +271,19 @@ int engine_run(struct engine_spec *spec, const struct engine_options *opts)
 	bool stopping = false, abandon = false;
 	int64_t stop_deadline = INT64_MAX;
 	for (;;) {
-		struct timespec tick = {0, 100 * 1000000};
-		int sig = sigtimedwait(&sigs, NULL, &tick);
+		/* Wakes on a signal, on a pipeline ending, or on the tick that
+		 * drives --duration, the summary and the stop deadline. */
+		struct pollfd fds[2] = {{.fd = sfd, .events = POLLIN},
+		                        {.fd = e.done_fd, .events = POLLIN}};
+		int sig = 0;
+		if (poll(fds, 2, 100) > 0) {
+			struct signalfd_siginfo si;
+			if ((fds[0].revents & POLLIN) && read(sfd, &si, sizeof si) == sizeof si)
+				sig = (int)si.ssi_signo;
+			uint64_t n;
+			if ((fds[1].revents & POLLIN) && read(e.done_fd, &n, sizeof n) < 0)
+				n = 0;
+		}
 		int64_t now = host_monotonic_ns();
 		if (sig == SIGINT || sig == SIGTERM) {
 			if (stopping) {
@@ -314,5 +349,9 @@ out:
 	free(last_in);
 	free(last_out);
 	metrics_free(e.registry);
+	if (sfd >= 0)
+		close(sfd);
+	if (e.done_fd >= 0)
+		close(e.done_fd);
 	return exit_code;
 }

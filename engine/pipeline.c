@@ -432,6 +432,14 @@ static void flush_sink(struct pipeline *p)
 	}
 }
 
+/* Both threads call this as they end; the second tells the engine. */
+static void notify_if_done(struct pipeline *p)
+{
+	if (atomic_load(&p->source_exited) && atomic_load(&p->worker_exited) && p->cfg.on_done &&
+	    !atomic_exchange(&p->done_notified, true))
+		p->cfg.on_done(p->cfg.on_done_ctx);
+}
+
 static void *worker_main(void *arg)
 {
 	struct pipeline *p = arg;
@@ -462,6 +470,7 @@ static void *worker_main(void *arg)
 	}
 	flush_sink(p);
 	atomic_store(&p->worker_exited, true);
+	notify_if_done(p);
 	return NULL;
 }
 
@@ -583,6 +592,7 @@ static void *source_main(void *arg)
 		}
 	}
 	atomic_store(&p->source_exited, true);
+	notify_if_done(p);
 	return NULL;
 }
 

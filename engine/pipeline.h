@@ -31,6 +31,10 @@ struct pipeline_config {
 	int64_t linger_ns;      /* a partial batch waits this long for more; <0: default */
 	bool metrics_enabled;
 	const char *dead_letter_path; /* NULL: rejected records are logged and counted */
+	/* Called from the pipeline's last thread to end, so the engine learns at
+	 * once that a finite pipeline is done. May be NULL. */
+	void (*on_done)(void *ctx);
+	void *on_done_ctx;
 };
 
 struct pipeline {
@@ -66,6 +70,7 @@ struct pipeline {
 	_Atomic bool finished; /* joined */
 	_Atomic bool source_exited;
 	_Atomic bool worker_exited;
+	_Atomic bool done_notified;
 	_Atomic int64_t deadline_ns;      /* drain deadline (monotonic), once stopping */
 	_Atomic int64_t heartbeat_source; /* monotonic ns of the last loop turn */
 	_Atomic int64_t heartbeat_worker;
