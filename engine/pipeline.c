@@ -657,11 +657,6 @@ bool pipeline_threads_done(const struct pipeline *p)
 	       (atomic_load(&p->source_exited) && atomic_load(&p->worker_exited));
 }
 
-bool pipeline_finished(const struct pipeline *p)
-{
-	return atomic_load(&p->finished);
-}
-
 uint32_t pipeline_join(struct pipeline *p)
 {
 	if (p->threads_started) {
@@ -675,7 +670,6 @@ uint32_t pipeline_join(struct pipeline *p)
 		pthread_join(p->worker_thread, NULL);
 		p->threads_started = false;
 	}
-	atomic_store(&p->finished, true);
 	return p->inflight;
 }
 

@@ -67,7 +67,6 @@ struct pipeline {
 	bool source_done;
 
 	_Atomic bool stop;
-	_Atomic bool finished; /* joined */
 	_Atomic bool source_exited;
 	_Atomic bool worker_exited;
 	_Atomic bool done_notified;
@@ -98,8 +97,6 @@ int pipeline_start(struct pipeline *p);
 /* Asks the pipeline to stop: sources stop, queued data drains until
  * `deadline_ns` (monotonic). Safe from any thread. */
 void pipeline_request_stop(struct pipeline *p, int64_t deadline_ns);
-/* True once both threads ended (source finished or stopped, all drained). */
-bool pipeline_finished(const struct pipeline *p);
 /* True once both threads returned (or never started). */
 bool pipeline_threads_done(const struct pipeline *p);
 /* Joins the threads; returns the count of batches still unsettled. */
