@@ -17,6 +17,11 @@
 
 #define JSON_MAX_DEPTH 32
 
+/* Word-at-a-time tricks that rely on the first byte being the lowest. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define SWAR_DIGITS 1
+#endif
+
 /* Parses [s, e) as a strict decimal int64 ("-12", no '+', no spaces).
  * Returns 0 or CV_EINVAL (empty, bad digit, out of range). */
 static int parse_int64(const char *s, const char *e, int64_t *out)
@@ -383,12 +388,20 @@ static int jfail(struct jp *j, const char *why)
 	return CV_EINVAL;
 }
 
-static inline void jws(struct jp *j)
+static void jws_skip(struct jp *j)
 {
-	/* Encoders write no whitespace: one test in the common case. */
 	while (j->p < j->end && (unsigned char)*j->p <= ' ' &&
 	       (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
 		j->p++;
+}
+
+static inline void jws(struct jp *j)
+{
+	/* Encoders write no whitespace: one test in the common case. The
+	 * input ends in a NUL (arena_copy), so *j->p is readable even at the
+	 * end, and the NUL sends it to the bounded loop. */
+	if (__builtin_expect((unsigned char)*j->p <= ' ', 0))
+		jws_skip(j);
 }
 
 static int jexpect(struct jp *j, char c, const char *why)
@@ -453,6 +466,20 @@ static const unsigned char str_special[256] = {
         1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 };
 
+/* Nonzero when one of the 8 bytes of v is below 0x20, '"', '\\' or past
+ * 0x7f (the bytes str_special flags). Borrows between bytes may flag a
+ * plain byte too, which only ends the word-at-a-time scan early; a special
+ * byte is never missed. */
+static inline uint64_t swar_special(uint64_t v)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
+	uint64_t t = ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((b - ones) & ~b) | v;
+	return t & high;
+}
+
+static int jstring_rest(struct jp *j, char *r, char **out, size_t *len);
+
 /* A string at the cursor (after whitespace): unescaped in place; *out and
  * *len give the result. */
 static int jstring(struct jp *j, char **out, size_t *len)
@@ -462,7 +489,23 @@ static int jstring(struct jp *j, char **out, size_t *len)
 		return jfail(j, "JSON: expected a string");
 	char *r = ++j->p;
 	/* Fast path: plain printable ASCII up to the closing quote needs no
-	 * rewriting; most keys and values are just that. */
+	 * rewriting; most keys and values are just that. Words of 8 bytes
+	 * first, then bytes up to the first special one. */
+	while (j->end - r >= 8) {
+		uint64_t v;
+		memcpy(&v, r, 8);
+		uint64_t t = swar_special(v);
+		if (t) {
+#ifdef SWAR_DIGITS
+			/* Little-endian: the lowest flag is exact (borrows only
+			 * run towards later bytes), so it is the first special
+			 * byte. */
+			r += __builtin_ctzll(t) >> 3;
+#endif
+			break;
+		}
+		r += 8;
+	}
 	while (r < j->end && !str_special[(unsigned char)*r])
 		r++;
 	if (r < j->end && *r == '"') {
@@ -471,6 +514,14 @@ static int jstring(struct jp *j, char **out, size_t *len)
 		j->p = r + 1;
 		return 0;
 	}
+	return jstring_rest(j, r, out, len);
+}
+
+/* The rest of a string from its first escape or non-ASCII byte at r (the
+ * bytes before are plain). Kept out of line so the fast path above stays
+ * small. */
+static __attribute__((noinline)) int jstring_rest(struct jp *j, char *r, char **out, size_t *len)
+{
 	char *w = r;
 	*out = j->p;
 	for (;;) {
@@ -533,6 +584,50 @@ static int jstring(struct jp *j, char **out, size_t *len)
 	return 0;
 }
 
+#ifdef SWAR_DIGITS
+/* True when the 8 bytes of v are all ASCII digits. A carry out of a byte
+ * only comes from a byte that fails the test itself. */
+static inline bool is_8digits(uint64_t v)
+{
+	return ((v & 0xf0f0f0f0f0f0f0f0ull) |
+	        (((v + 0x0606060606060606ull) & 0xf0f0f0f0f0f0f0f0ull) >> 4)) ==
+	       0x3333333333333333ull;
+}
+
+/* The value of 8 ASCII digits, the first in the lowest byte (as loaded on
+ * a little-endian machine). */
+static inline uint32_t parse_8digits(uint64_t v)
+{
+	v -= 0x3030303030303030ull;
+	v = v * 10 + (v >> 8);
+	v = ((v & 0x000000ff000000ffull) * (100 + (1000000ull << 32)) +
+	     ((v >> 16) & 0x000000ff000000ffull) * (1 + (10000ull << 32))) >>
+	    32;
+	return (uint32_t)v;
+}
+#endif
+
+/* Accumulates the digits at *pp (< e) into w, unchecked (w wraps past 19
+ * digits, as w * 10 + d would); leaves *pp after them. */
+static inline uint64_t digits_acc(char **pp, char *e, uint64_t w)
+{
+	char *p = *pp;
+#ifdef SWAR_DIGITS
+	while (e - p >= 8) {
+		uint64_t v;
+		memcpy(&v, p, 8);
+		if (!is_8digits(v))
+			break;
+		w = w * 100000000u + parse_8digits(v);
+		p += 8;
+	}
+#endif
+	for (; p < e && *p >= '0' && *p <= '9'; p++)
+		w = w * 10 + (uint64_t)(*p - '0');
+	*pp = p;
+	return w;
+}
+
 /* A number at the cursor: integer when it has no fraction nor exponent. */
 static int jnumber(struct jp *j, bool *is_int, int64_t *iv, double *dv)
 {
@@ -552,8 +647,7 @@ static int jnumber(struct jp *j, bool *is_int, int64_t *iv, double *dv)
 		p++;
 	} else if (p < e && *p >= '1' && *p <= '9') {
 		char *d0 = p;
-		for (; p < e && *p >= '0' && *p <= '9'; p++)
-			w = w * 10 + (uint64_t)(*p - '0');
+		w = digits_acc(&p, e, w);
 		sig = (int)(p - d0);
 	} else {
 		return jfail(j, "JSON: expected a value");
@@ -565,8 +659,7 @@ static int jnumber(struct jp *j, bool *is_int, int64_t *iv, double *dv)
 			while (p < e && *p == '0')
 				p++;
 		char *fs = p;
-		for (; p < e && *p >= '0' && *p <= '9'; p++)
-			w = w * 10 + (uint64_t)(*p - '0');
+		w = digits_acc(&p, e, w);
 		if (p == f0)
 			return jfail(j, "JSON: bad number");
 		sig += (int)(p - fs);

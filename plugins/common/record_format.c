@@ -76,18 +76,29 @@ static int format_uint64(char *out, uint64_t v)
 	/* Straight into `out`, from the end: no scratch copy. */
 	int len = count_digits64(v);
 	char *p = out + len;
-	while (v >= 100) {
-		unsigned d = (unsigned)(v % 100) * 2;
-		v /= 100;
-		*--p = digit_pairs[d + 1];
-		*--p = digit_pairs[d];
+	/* Eight digits per 64-bit division, then 32-bit arithmetic (cheaper
+	 * than a 64-bit division per pair of digits). */
+	while (v >= 100000000u) {
+		uint32_t lo = (uint32_t)(v % 100000000u);
+		v /= 100000000u;
+		uint32_t hi4 = lo / 10000, lo4 = lo % 10000;
+		p -= 8;
+		memcpy(p + 6, digit_pairs + (lo4 % 100) * 2, 2);
+		memcpy(p + 4, digit_pairs + (lo4 / 100) * 2, 2);
+		memcpy(p + 2, digit_pairs + (hi4 % 100) * 2, 2);
+		memcpy(p, digit_pairs + (hi4 / 100) * 2, 2);
 	}
-	if (v >= 10) {
-		unsigned d = (unsigned)v * 2;
-		*--p = digit_pairs[d + 1];
-		*--p = digit_pairs[d];
+	uint32_t u = (uint32_t)v;
+	while (u >= 100) {
+		p -= 2;
+		memcpy(p, digit_pairs + (u % 100) * 2, 2);
+		u /= 100;
+	}
+	if (u >= 10) {
+		p -= 2;
+		memcpy(p, digit_pairs + u * 2, 2);
 	} else {
-		*--p = (char)('0' + v);
+		*--p = (char)('0' + u);
 	}
 	return len;
 }
@@ -478,6 +489,32 @@ static size_t utf8_sequence(const unsigned char *s, size_t n)
 	return 4;
 }
 
+/* Bytes a JSON string carries as they are: printable ASCII but '"' and
+ * '\\'. */
+static const unsigned char json_plain[256] = {
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
+/* Nonzero when one of the 8 bytes of v is below 0x20, '"', '\\' or past
+ * 0x7f: the bytes a JSON string cannot copy as they are. Borrows between
+ * bytes may flag a plain byte too, which only sends the word to the slow
+ * path; a special byte is never missed. */
+static inline uint64_t swar_special(uint64_t v)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
+	uint64_t t = ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((b - ones) & ~b) | v;
+	return t & high;
+}
+
 /* Writes the JSON string literal of s (with quotes) at out, which has room
  * for 6 * n + 2 bytes. Returns the end, or NULL for invalid UTF-8. */
 static char *json_string(char *out, const char *str, size_t n)
@@ -486,9 +523,43 @@ static char *json_string(char *out, const char *str, size_t n)
 	const unsigned char *s = (const unsigned char *)str;
 	*out++ = '"';
 	size_t i = 0;
+	/* Fast path: 8 bytes at a time while none needs escaping or is past
+	 * ASCII (most names and values); the first word that has one falls
+	 * through to the byte loop below, which starts at that word. */
+	while (n - i >= 8) {
+		uint64_t v;
+		memcpy(&v, s + i, 8);
+		if (swar_special(v))
+			break;
+		memcpy(out, &v, 8);
+		out += 8;
+		i += 8;
+	}
+	if (n >= 4 && n < 8) {
+		/* 4 to 7 bytes: the first 4 and the last 4, overlapping. */
+		uint32_t lo, hi;
+		memcpy(&lo, s, 4);
+		memcpy(&hi, s + n - 4, 4);
+		if (!swar_special(lo | (uint64_t)hi << 32)) {
+			memcpy(out, &lo, 4);
+			memcpy(out + n - 4, &hi, 4);
+			out += n;
+			i = n;
+		}
+	} else if (i < n && n - i < 8 && n >= 8) {
+		/* The last bytes as the last 8, overlapping what the loop above
+		 * copied already (so checked plain). */
+		uint64_t v;
+		memcpy(&v, s + n - 8, 8);
+		if (!swar_special(v)) {
+			memcpy(out - i + (n - 8), &v, 8);
+			out += n - i;
+			i = n;
+		}
+	}
 	while (i < n) {
 		unsigned c = s[i];
-		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+		if (json_plain[c]) {
 			*out++ = (char)c;
 			i++;
 			continue;
