@@ -10,6 +10,8 @@
  */
 #include "record_decode.h"
 
+#include "json_bytes.h"
+
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -452,32 +454,6 @@ static char *put_utf8(char *w, uint32_t cp)
 	return w;
 }
 
-/* Bytes that end jstring's fast path: the quote, the backslash, control
- * characters and everything past ASCII (checked as UTF-8). */
-static const unsigned char str_special[256] = {
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-};
-
-/* Nonzero when one of the 8 bytes of v is below 0x20, '"', '\\' or past
- * 0x7f (the bytes str_special flags). Borrows between bytes may flag a
- * plain byte too, which only ends the word-at-a-time scan early; a special
- * byte is never missed. */
-static inline uint64_t swar_special(uint64_t v)
-{
-	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-	uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
-	uint64_t t = ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((b - ones) & ~b) | v;
-	return t & high;
-}
-
 static int jstring_rest(struct jp *j, char *r, char **out, size_t *len);
 
 /* A string at the cursor (after whitespace): unescaped in place; *out and
@@ -494,7 +470,7 @@ static int jstring(struct jp *j, char **out, size_t *len)
 	while (j->end - r >= 8) {
 		uint64_t v;
 		memcpy(&v, r, 8);
-		uint64_t t = swar_special(v);
+		uint64_t t = cv_json_swar_special(v);
 		if (t) {
 #ifdef SWAR_DIGITS
 			/* Little-endian: the lowest flag is exact (borrows only
@@ -506,7 +482,7 @@ static int jstring(struct jp *j, char **out, size_t *len)
 		}
 		r += 8;
 	}
-	while (r < j->end && !str_special[(unsigned char)*r])
+	while (r < j->end && !cv_json_special[(unsigned char)*r])
 		r++;
 	if (r < j->end && *r == '"') {
 		*out = j->p;

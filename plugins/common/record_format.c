@@ -2,6 +2,8 @@
  * for the exact output and what is refused. */
 #include "record_format.h"
 
+#include "json_bytes.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -489,31 +491,18 @@ static size_t utf8_sequence(const unsigned char *s, size_t n)
 	return 4;
 }
 
-/* Bytes a JSON string carries as they are: printable ASCII but '"' and
- * '\\'. */
-static const unsigned char json_plain[256] = {
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+/* The bytes of json_bytes.h, as the encoder escapes them. */
+const unsigned char cv_json_special[256] = {
         1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        1, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 };
-
-/* Nonzero when one of the 8 bytes of v is below 0x20, '"', '\\' or past
- * 0x7f: the bytes a JSON string cannot copy as they are. Borrows between
- * bytes may flag a plain byte too, which only sends the word to the slow
- * path; a special byte is never missed. */
-static inline uint64_t swar_special(uint64_t v)
-{
-	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-	uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
-	uint64_t t = ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((b - ones) & ~b) | v;
-	return t & high;
-}
 
 /* Writes the JSON string literal of s (with quotes) at out, which has room
  * for 6 * n + 2 bytes. Returns the end, or NULL for invalid UTF-8. */
@@ -529,7 +518,7 @@ static char *json_string(char *out, const char *str, size_t n)
 	while (n - i >= 8) {
 		uint64_t v;
 		memcpy(&v, s + i, 8);
-		if (swar_special(v))
+		if (cv_json_swar_special(v))
 			break;
 		memcpy(out, &v, 8);
 		out += 8;
@@ -540,7 +529,7 @@ static char *json_string(char *out, const char *str, size_t n)
 		uint32_t lo, hi;
 		memcpy(&lo, s, 4);
 		memcpy(&hi, s + n - 4, 4);
-		if (!swar_special(lo | (uint64_t)hi << 32)) {
+		if (!cv_json_swar_special(lo | (uint64_t)hi << 32)) {
 			memcpy(out, &lo, 4);
 			memcpy(out + n - 4, &hi, 4);
 			out += n;
@@ -551,7 +540,7 @@ static char *json_string(char *out, const char *str, size_t n)
 		 * copied already (so checked plain). */
 		uint64_t v;
 		memcpy(&v, s + n - 8, 8);
-		if (!swar_special(v)) {
+		if (!cv_json_swar_special(v)) {
 			memcpy(out - i + (n - 8), &v, 8);
 			out += n - i;
 			i = n;
@@ -559,7 +548,7 @@ static char *json_string(char *out, const char *str, size_t n)
 	}
 	while (i < n) {
 		unsigned c = s[i];
-		if (json_plain[c]) {
+		if (!cv_json_special[c]) {
 			*out++ = (char)c;
 			i++;
 			continue;
