@@ -129,19 +129,23 @@ def test_broker_down_and_up():
                     "Disconnected" in r.get("message", ""))
                    for r in e.log_records())
 
-    # Keep the broker down until both clients have noticed it (polled, so a
+    # Keep the broker down until the processor has noticed it (polled, so a
     # slow sanitizer build cannot race past the outage), then bring it back.
+    # The consumer fetches every partition, so it always talks to broker 1;
+    # the producer only does when one of the five belt keys hashes to a
+    # partition broker 1 leads, so its noticing is reported, not required.
     mc.down(1)
     t0 = time.monotonic()
-    ct.wait_until(lambda: saw_outage(prod) and saw_outage(proc), 60, interval=0.1,
-                  what="both clients to notice broker 1 is down (connection errors logged)")
+    ct.wait_until(lambda: saw_outage(proc), 60, interval=0.1,
+                  what="the processor to notice broker 1 is down (connection errors logged)")
     outage = time.monotonic() - t0
     mc.up(1)
     ct.check(prod.wait_exit(180) == 0, "producer failed:\n" + prod.stderr_text()[-3000:])
     ke.wait_output(out, TOTAL, engines=[proc], timeout=180)
     ct.check(proc.stop(timeout=SHUTDOWN) == 0, "processor did not exit 0")
     dups = ke.check_complete(out.poll(), TOTAL)
-    print("  broker 1 down for %.1f s: all %d records, %d duplicates" % (outage, TOTAL, dups))
+    print("  broker 1 down for %.1f s: all %d records, %d duplicates; the producer %s it" %
+          (outage, TOTAL, dups, "noticed" if saw_outage(prod) else "did not notice"))
     mc.stop()
 
 
