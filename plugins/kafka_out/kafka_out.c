@@ -56,6 +56,7 @@ struct kafka_out {
 	const struct kafka_out_config *cfg;
 	rd_kafka_t *rk;
 	rd_kafka_topic_t *rkt;
+	rd_kafka_queue_t *mainq; /* the handle's main queue: delivery reports */
 	bool embedded;
 	size_t key_len;
 	struct cv_buf buf; /* one batch's encoded messages, back to back */
@@ -74,6 +75,7 @@ struct kafka_out {
 	bool poller_started;
 	atomic_bool poller_stop;
 	atomic_llong last_write_ns; /* when write() last ran (now_ns) */
+	atomic_bool flushing;       /* flush() serves the reports itself */
 	atomic_bool unhealthy;
 	atomic_llong last_error_log_ns;
 
@@ -176,13 +178,18 @@ static void *poller_main(void *arg)
 	while (!atomic_load_explicit(&st->poller_stop, memory_order_acquire)) {
 		int64_t idle = api->now_ns() -
 		               atomic_load_explicit(&st->last_write_ns, memory_order_relaxed);
-		if (idle >= 0 && idle < POLLER_IDLE_NS) {
-			struct timespec ts = {0, (long)(POLLER_IDLE_NS - idle)};
+		/* While flush() polls, a second poller would take reports
+		 * from under it and leave its wait to time out. */
+		bool flushing = atomic_load_explicit(&st->flushing, memory_order_acquire);
+		if (flushing || (idle >= 0 && idle < POLLER_IDLE_NS)) {
+			struct timespec ts = {
+			        0, (long)(flushing ? POLLER_IDLE_NS : POLLER_IDLE_NS - idle)};
 			nanosleep(&ts, NULL);
 			continue;
 		}
-		/* destroy() wakes this wait with rd_kafka_yield(). */
-		rd_kafka_poll(st->rk, 100);
+		/* destroy() ends this wait with rd_kafka_queue_yield() (the
+		 * yield flag persists, so a yield before the wait is not lost). */
+		rd_kafka_queue_poll_callback(st->mainq, 100);
 	}
 	return NULL;
 }
@@ -241,6 +248,7 @@ static int setup(struct kafka_out *st)
 	}
 	st->queue_max_msgs = conf_u64(st->rk, "queue.buffering.max.messages", 100000);
 	st->queue_max_bytes = conf_u64(st->rk, "queue.buffering.max.kbytes", 1048576) * 1024;
+	st->mainq = rd_kafka_queue_get_main(st->rk);
 	st->rkt = rd_kafka_topic_new(st->rk, cfg->topic, NULL);
 	if (!st->rkt) {
 		api->log(stage, CV_LOG_ERROR, "cannot create topic handle \"%s\": %s", cfg->topic,
@@ -438,14 +446,19 @@ static int kafka_out_flush(void *state, int64_t deadline_ns)
 {
 	struct kafka_out *st = state;
 	const struct cv_host_api *api = st->id.api;
+	atomic_store_explicit(&st->flushing, true, memory_order_release);
+	rd_kafka_queue_yield(st->mainq); /* the poller leaves its wait */
 	for (;;) {
 		int64_t ms = ms_until(api, deadline_ns);
 		if (rd_kafka_flush(st->rk, (int)(ms > 100 ? 100 : ms)) ==
-		    RD_KAFKA_RESP_ERR_NO_ERROR)
+		    RD_KAFKA_RESP_ERR_NO_ERROR) {
+			atomic_store_explicit(&st->flushing, false, memory_order_release);
 			return 0;
+		}
 		if (ms == 0)
 			break;
 	}
+	atomic_store_explicit(&st->flushing, false, memory_order_release);
 	/* Out of time: purge what is left so every record is settled as failed
 	 * now (its source will not commit it), rather than never. */
 	int left = rd_kafka_outq_len(st->rk);
@@ -464,7 +477,7 @@ static void kafka_out_destroy(void *state)
 		return;
 	if (st->poller_started) {
 		atomic_store(&st->poller_stop, true);
-		rd_kafka_yield(st->rk); /* out of its rd_kafka_poll() wait now */
+		rd_kafka_queue_yield(st->mainq); /* out of its poll wait now */
 		pthread_join(st->poller, NULL);
 	}
 	if (st->rk) {
@@ -475,6 +488,8 @@ static void kafka_out_destroy(void *state)
 			rd_kafka_poll(st->rk, 10);
 		if (st->rkt)
 			rd_kafka_topic_destroy(st->rkt);
+		if (st->mainq)
+			rd_kafka_queue_destroy(st->mainq);
 		rd_kafka_destroy(st->rk);
 	}
 	if (st->embedded)
