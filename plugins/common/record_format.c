@@ -116,137 +116,19 @@ int cv_format_int64(char *out, int64_t value)
 }
 
 /*
- * Grisu2 (Florian Loitsch, "Printing Floating-Point Numbers Quickly and
- * Accurately with Integers", PLDI 2010): digits of a positive double in
- * 64-bit integer arithmetic, using cached powers of ten. The digits always
- * read back as the same double; they are the shortest such digits in all but
- * a small share of cases, where one more digit is produced. printf("%.17g")
- * round-trips too but is slow and long, and %.15g/%.16g retries cost more.
+ * Shortest round-trip digits of a double: Schubfach (Raffaello Giulietti,
+ * "The Schubfach way to render doubles", 2020). From the double's two
+ * neighbouring midpoints scaled by a 128-bit power of ten (pow10_table.h,
+ * generated with exact arithmetic), it picks the shortest decimal inside the
+ * rounding interval, the closest to the value when several are (ties to
+ * even). Always shortest and always read back as the same double; three
+ * 128-bit products, no loop over digits.
  */
-struct diyfp {
-	uint64_t f;
-	int e;
-};
+#include "pow10_table.h"
 
-/* 10^k for k = -348, -340, ..., 340: 64-bit significand (top bit set,
- * rounded to nearest) and binary exponent. Generated with exact rational
- * arithmetic. */
-static const struct diyfp cached_powers[87] = {
-        {0xfa8fd5a0081c0288ull, -1220}, /* 1e-348 */
-        {0xbaaee17fa23ebf76ull, -1193}, /* 1e-340 */
-        {0x8b16fb203055ac76ull, -1166}, /* 1e-332 */
-        {0xcf42894a5dce35eaull, -1140}, /* 1e-324 */
-        {0x9a6bb0aa55653b2dull, -1113}, /* 1e-316 */
-        {0xe61acf033d1a45dfull, -1087}, /* 1e-308 */
-        {0xab70fe17c79ac6caull, -1060}, /* 1e-300 */
-        {0xff77b1fcbebcdc4full, -1034}, /* 1e-292 */
-        {0xbe5691ef416bd60cull, -1007}, /* 1e-284 */
-        {0x8dd01fad907ffc3cull, -980},  /* 1e-276 */
-        {0xd3515c2831559a83ull, -954},  /* 1e-268 */
-        {0x9d71ac8fada6c9b5ull, -927},  /* 1e-260 */
-        {0xea9c227723ee8bcbull, -901},  /* 1e-252 */
-        {0xaecc49914078536dull, -874},  /* 1e-244 */
-        {0x823c12795db6ce57ull, -847},  /* 1e-236 */
-        {0xc21094364dfb5637ull, -821},  /* 1e-228 */
-        {0x9096ea6f3848984full, -794},  /* 1e-220 */
-        {0xd77485cb25823ac7ull, -768},  /* 1e-212 */
-        {0xa086cfcd97bf97f4ull, -741},  /* 1e-204 */
-        {0xef340a98172aace5ull, -715},  /* 1e-196 */
-        {0xb23867fb2a35b28eull, -688},  /* 1e-188 */
-        {0x84c8d4dfd2c63f3bull, -661},  /* 1e-180 */
-        {0xc5dd44271ad3cdbaull, -635},  /* 1e-172 */
-        {0x936b9fcebb25c996ull, -608},  /* 1e-164 */
-        {0xdbac6c247d62a584ull, -582},  /* 1e-156 */
-        {0xa3ab66580d5fdaf6ull, -555},  /* 1e-148 */
-        {0xf3e2f893dec3f126ull, -529},  /* 1e-140 */
-        {0xb5b5ada8aaff80b8ull, -502},  /* 1e-132 */
-        {0x87625f056c7c4a8bull, -475},  /* 1e-124 */
-        {0xc9bcff6034c13053ull, -449},  /* 1e-116 */
-        {0x964e858c91ba2655ull, -422},  /* 1e-108 */
-        {0xdff9772470297ebdull, -396},  /* 1e-100 */
-        {0xa6dfbd9fb8e5b88full, -369},  /* 1e-92 */
-        {0xf8a95fcf88747d94ull, -343},  /* 1e-84 */
-        {0xb94470938fa89bcfull, -316},  /* 1e-76 */
-        {0x8a08f0f8bf0f156bull, -289},  /* 1e-68 */
-        {0xcdb02555653131b6ull, -263},  /* 1e-60 */
-        {0x993fe2c6d07b7facull, -236},  /* 1e-52 */
-        {0xe45c10c42a2b3b06ull, -210},  /* 1e-44 */
-        {0xaa242499697392d3ull, -183},  /* 1e-36 */
-        {0xfd87b5f28300ca0eull, -157},  /* 1e-28 */
-        {0xbce5086492111aebull, -130},  /* 1e-20 */
-        {0x8cbccc096f5088ccull, -103},  /* 1e-12 */
-        {0xd1b71758e219652cull, -77},   /* 1e-4 */
-        {0x9c40000000000000ull, -50},   /* 1e4 */
-        {0xe8d4a51000000000ull, -24},   /* 1e12 */
-        {0xad78ebc5ac620000ull, 3},     /* 1e20 */
-        {0x813f3978f8940984ull, 30},    /* 1e28 */
-        {0xc097ce7bc90715b3ull, 56},    /* 1e36 */
-        {0x8f7e32ce7bea5c70ull, 83},    /* 1e44 */
-        {0xd5d238a4abe98068ull, 109},   /* 1e52 */
-        {0x9f4f2726179a2245ull, 136},   /* 1e60 */
-        {0xed63a231d4c4fb27ull, 162},   /* 1e68 */
-        {0xb0de65388cc8ada8ull, 189},   /* 1e76 */
-        {0x83c7088e1aab65dbull, 216},   /* 1e84 */
-        {0xc45d1df942711d9aull, 242},   /* 1e92 */
-        {0x924d692ca61be758ull, 269},   /* 1e100 */
-        {0xda01ee641a708deaull, 295},   /* 1e108 */
-        {0xa26da3999aef774aull, 322},   /* 1e116 */
-        {0xf209787bb47d6b85ull, 348},   /* 1e124 */
-        {0xb454e4a179dd1877ull, 375},   /* 1e132 */
-        {0x865b86925b9bc5c2ull, 402},   /* 1e140 */
-        {0xc83553c5c8965d3dull, 428},   /* 1e148 */
-        {0x952ab45cfa97a0b3ull, 455},   /* 1e156 */
-        {0xde469fbd99a05fe3ull, 481},   /* 1e164 */
-        {0xa59bc234db398c25ull, 508},   /* 1e172 */
-        {0xf6c69a72a3989f5cull, 534},   /* 1e180 */
-        {0xb7dcbf5354e9beceull, 561},   /* 1e188 */
-        {0x88fcf317f22241e2ull, 588},   /* 1e196 */
-        {0xcc20ce9bd35c78a5ull, 614},   /* 1e204 */
-        {0x98165af37b2153dfull, 641},   /* 1e212 */
-        {0xe2a0b5dc971f303aull, 667},   /* 1e220 */
-        {0xa8d9d1535ce3b396ull, 694},   /* 1e228 */
-        {0xfb9b7cd9a4a7443cull, 720},   /* 1e236 */
-        {0xbb764c4ca7a44410ull, 747},   /* 1e244 */
-        {0x8bab8eefb6409c1aull, 774},   /* 1e252 */
-        {0xd01fef10a657842cull, 800},   /* 1e260 */
-        {0x9b10a4e5e9913129ull, 827},   /* 1e268 */
-        {0xe7109bfba19c0c9dull, 853},   /* 1e276 */
-        {0xac2820d9623bf429ull, 880},   /* 1e284 */
-        {0x80444b5e7aa7cf85ull, 907},   /* 1e292 */
-        {0xbf21e44003acdd2dull, 933},   /* 1e300 */
-        {0x8e679c2f5e44ff8full, 960},   /* 1e308 */
-        {0xd433179d9c8cb841ull, 986},   /* 1e316 */
-        {0x9e19db92b4e31ba9ull, 1013},  /* 1e324 */
-        {0xeb96bf6ebadf77d9ull, 1039},  /* 1e332 */
-        {0xaf87023b9bf0ee6bull, 1066},  /* 1e340 */
-};
-
-static struct diyfp diyfp_mul(struct diyfp x, struct diyfp y)
-{
-	/* The high 64 bits of the 128-bit product, rounded. */
-#ifdef __SIZEOF_INT128__
-	unsigned __int128 prod = (unsigned __int128)x.f * y.f + (1ull << 63);
-	return (struct diyfp){(uint64_t)(prod >> 64), x.e + y.e + 64};
+#ifndef __SIZEOF_INT128__
+#error "the double formatter needs unsigned __int128 (gcc or clang, 64-bit)"
 #endif
-	const uint64_t m32 = 0xffffffffu;
-	uint64_t a = x.f >> 32, b = x.f & m32, c = y.f >> 32, d = y.f & m32;
-	uint64_t ac = a * c, bc = b * c, ad = a * d, bd = b * d;
-	uint64_t mid = (bd >> 32) + (ad & m32) + (bc & m32) + (1u << 31);
-	return (struct diyfp){ac + (ad >> 32) + (bc >> 32) + (mid >> 32), x.e + y.e + 64};
-}
-
-static struct diyfp cached_power(int e, int *k)
-{
-	/* The cached power whose product with a number of binary exponent `e`
-	 * lands in the exponent range digit generation needs. */
-	double dk = (-61 - e) * 0.30102999566398114 + 347;
-	int ik = (int)dk;
-	if (dk - ik > 0.0)
-		ik++;
-	unsigned index = (unsigned)((ik >> 3) + 1);
-	*k = -(-348 + (int)(index << 3));
-	return cached_powers[index];
-}
 
 /* clang-format off */
 /* 10^0 .. 10^19 */
@@ -259,18 +141,6 @@ static const uint64_t pow10_u64[20] = {
 };
 /* clang-format on */
 
-static void grisu_round(char *digits, int len, uint64_t delta, uint64_t rest, uint64_t ten_kappa,
-                        uint64_t wp_w)
-{
-	/* Move the last digit towards the exact value while it stays inside the
-	 * safe interval and gets closer. */
-	while (rest < wp_w && delta - rest >= ten_kappa &&
-	       (rest + ten_kappa < wp_w || wp_w - rest > rest + ten_kappa - wp_w)) {
-		digits[len - 1]--;
-		rest += ten_kappa;
-	}
-}
-
 static int count_digits64(uint64_t v)
 {
 	/* log10 from the bit length (1233 / 4096 ~ log10(2)), then one
@@ -280,109 +150,96 @@ static int count_digits64(uint64_t v)
 	return t + 1 - (x < pow10_u64[t]);
 }
 
-/* p / 10^i for i in 0..9, with a constant divisor per case: the compiler
- * turns each into a multiplication, where a divisor from a table costs a
- * hardware division per digit. */
-static uint32_t div_pow10(uint32_t p, int i)
+/* floor(x / 2^n) for negative x too (arithmetic shift, as gcc and clang
+ * implement >> on signed values). */
+static int floor_shift(int x, int n)
 {
-	switch (i) {
-	case 0: return p;
-	case 1: return p / 10u;
-	case 2: return p / 100u;
-	case 3: return p / 1000u;
-	case 4: return p / 10000u;
-	case 5: return p / 100000u;
-	case 6: return p / 1000000u;
-	case 7: return p / 10000000u;
-	case 8: return p / 100000000u;
-	default: return p / 1000000000u;
-	}
+	return x >> n;
 }
 
-static int digit_gen(struct diyfp w, struct diyfp mp, uint64_t delta, char *digits, int *k)
+/* floor(g * cp / 2^128), its lowest bit set when the rest is not zero
+ * ("round to odd": keeps whether the scaled value was exact). */
+static uint64_t round_to_odd(const uint64_t g[2], uint64_t cp)
 {
-	const int shift = -mp.e;
-	const uint64_t one = 1ull << shift;
-	const uint64_t wp_w = mp.f - w.f;
-	uint32_t p1 = (uint32_t)(mp.f >> shift);
-	uint64_t p2 = mp.f & (one - 1);
-	int kappa = count_digits64(p1);
-	int len = 0;
-
-	while (kappa > 0) {
-		uint32_t d = div_pow10(p1, kappa - 1);
-		p1 -= d * (uint32_t)pow10_u64[kappa - 1];
-		if (d || len)
-			digits[len++] = (char)('0' + d);
-		kappa--;
-		uint64_t rest = ((uint64_t)p1 << shift) + p2;
-		if (rest <= delta) {
-			*k += kappa;
-			grisu_round(digits, len, delta, rest, pow10_u64[kappa] << shift, wp_w);
-			return len;
-		}
-	}
-	for (;;) {
-		p2 *= 10;
-		delta *= 10;
-		char d = (char)(p2 >> shift);
-		if (d || len)
-			digits[len++] = (char)('0' + d);
-		p2 &= one - 1;
-		kappa--;
-		if (p2 < delta) {
-			*k += kappa;
-			int index = -kappa;
-			grisu_round(digits, len, delta, p2, one,
-			            wp_w * (index < 20 ? pow10_u64[index] : 0));
-			return len;
-		}
-	}
+	unsigned __int128 x = (unsigned __int128)g[1] * cp;
+	unsigned __int128 y = (unsigned __int128)g[0] * cp + (uint64_t)(x >> 64);
+	return (uint64_t)(y >> 64) | ((uint64_t)y > 1);
 }
 
-/* Digits of v > 0 (finite) into `digits` (at most 18); v = digits * 10^*k. */
-static int grisu2(double v, char *digits, int *k)
+/* v > 0, finite, as digits * 10^*exp10 with the fewest digits. */
+static uint64_t shortest_decimal(double v, int *exp10)
 {
 	uint64_t bits;
 	memcpy(&bits, &v, sizeof(bits));
-	const uint64_t hidden = 1ull << 52;
-	int biased = (int)((bits >> 52) & 0x7ff);
-	uint64_t sig = bits & (hidden - 1);
-	struct diyfp w;
+	const uint64_t frac = bits & ((1ull << 52) - 1);
+	const int biased = (int)((bits >> 52) & 0x7ff);
+	uint64_t c;
+	int q;
 	if (biased) {
-		w.f = sig | hidden;
-		w.e = biased - 1075;
+		c = frac | (1ull << 52);
+		q = biased - 1075;
+		/* Integers below 2^53 are their own shortest digits. */
+		if (q <= 0 && q > -53 && !(c & ((1ull << -q) - 1))) {
+			*exp10 = 0;
+			return c >> -q;
+		}
 	} else {
-		w.f = sig;
-		w.e = -1074;
+		c = frac;
+		q = -1074;
 	}
+	const bool even = !(c & 1);
+	/* At a power of two the lower neighbour is half as far. */
+	const bool lower_closer = frac == 0 && biased > 1;
+	const uint64_t cbl = 4 * c - 2 + lower_closer;
+	const uint64_t cb = 4 * c;
+	const uint64_t cbr = 4 * c + 2;
 
-	/* The boundaries: halfway to the neighbouring doubles. */
-	struct diyfp plus = {(w.f << 1) + 1, w.e - 1};
-	while (!(plus.f & (hidden << 1))) {
-		plus.f <<= 1;
-		plus.e--;
+	/* k = floor(log10(2^q)), or floor(log10(3/4 * 2^q)) when the lower
+	 * neighbour is closer; h = q + floor(log2(10^-k)) + 1, in 1..4. */
+	const int k = floor_shift(q * 1262611 - (lower_closer ? 524031 : 0), 22);
+	const int h = q + floor_shift(-k * 1741647, 19) + 1;
+	const uint64_t *g = cv_pow10_128[-k - CV_POW10_E_MIN];
+	const uint64_t vbl = round_to_odd(g, cbl << h);
+	const uint64_t vb = round_to_odd(g, cb << h);
+	const uint64_t vbr = round_to_odd(g, cbr << h);
+	const uint64_t lower = vbl + !even;
+	const uint64_t upper = vbr - !even;
+
+	/* One digit fewer than the scaled value, if either candidate fits. */
+	const uint64_t s = vb / 4;
+	if (s >= 10) {
+		const uint64_t sp = s / 10;
+		const bool up_inside = lower <= 40 * sp;
+		const bool wp_inside = 40 * sp + 40 <= upper;
+		if (up_inside != wp_inside) {
+			*exp10 = k + 1;
+			return sp + wp_inside;
+		}
 	}
-	plus.f <<= 10;
-	plus.e -= 10;
-	struct diyfp minus = (w.f == hidden) ? (struct diyfp){(w.f << 2) - 1, w.e - 2}
-	                                     : (struct diyfp){(w.f << 1) - 1, w.e - 1};
-	minus.f <<= minus.e - plus.e;
-	minus.e = plus.e;
+	const bool u_inside = lower <= 4 * s;
+	const bool w_inside = 4 * s + 4 <= upper;
+	if (u_inside != w_inside) {
+		*exp10 = k;
+		return s + w_inside;
+	}
+	/* Both fit: the closer one, ties to even. */
+	const uint64_t mid = 4 * s + 2;
+	const bool round_up = vb > mid || (vb == mid && (s & 1));
+	*exp10 = k;
+	return s + round_up;
+}
 
-	/* Normalise: w.f is never 0 here (v > 0). */
-	int lz = __builtin_clzll(w.f);
-	w.f <<= lz;
-	w.e -= lz;
-
-	struct diyfp c = cached_power(plus.e, k);
-	struct diyfp wc = diyfp_mul(w, c);
-	struct diyfp wp = diyfp_mul(plus, c);
-	struct diyfp wm = diyfp_mul(minus, c);
-	/* Stay strictly inside the interval: the products are inexact. */
-	wm.f++;
-	wp.f--;
-	return digit_gen(wc, wp, wp.f - wm.f, digits, k);
+/* Digits of v > 0 (finite) into `digits` (at most 17); v = digits * 10^*k. */
+static int shortest_digits(double v, char *digits, int *k)
+{
+	uint64_t d = shortest_decimal(v, k);
+	/* The shortest has no trailing zeros but the paths above may leave
+	 * some (an integer, or a candidate rounded up to 10^n). */
+	while (d && d % 10 == 0) {
+		d /= 10;
+		++*k;
+	}
+	return format_uint64(digits, d);
 }
 
 int cv_format_double(char *out, double value)
@@ -402,41 +259,41 @@ int cv_format_double(char *out, double value)
 		return (int)(p - out) + 3;
 	}
 
-	char digits[24];
+	/* Padded with '0': the copies below move fixed 16 or 24 bytes (a
+	 * variable-length copy of a few bytes costs more than the digits), and
+	 * an integer's trailing zeros are already there. */
+	char digits[40];
+	memset(digits, '0', sizeof(digits));
 	int k = 0;
-	int len = grisu2(value, digits, &k);
+	int len = shortest_digits(value, digits, &k);
 	int exp10 = len + k - 1; /* scientific exponent: d.ddd * 10^exp10 */
 
 	if (exp10 >= -4 && exp10 < 16) {
 		/* Fixed notation, as Python's repr between 1e-4 and 1e16. */
 		if (k >= 0) {
-			memcpy(p, digits, (size_t)len);
-			p += len;
-			memset(p, '0', (size_t)k);
-			p += k;
+			memcpy(p, digits, 16); /* len + k = exp10 + 1 <= 16 */
+			p += len + k;
 			memcpy(p, ".0", 2);
 			p += 2;
 		} else if (len + k > 0) {
 			int ints = len + k;
-			memcpy(p, digits, (size_t)ints);
+			memcpy(p, digits, 16);
 			p += ints;
 			*p++ = '.';
-			memcpy(p, digits + ints, (size_t)(len - ints));
+			memcpy(p, digits + ints, 16); /* len - ints < 16 */
 			p += len - ints;
 		} else {
-			int zeros = -(len + k);
-			*p++ = '0';
-			*p++ = '.';
-			memset(p, '0', (size_t)zeros);
-			p += zeros;
-			memcpy(p, digits, (size_t)len);
+			int zeros = -(len + k); /* 1..3 */
+			memcpy(p, "0.000", 5);
+			p += 2 + zeros;
+			memcpy(p, digits, 24);
 			p += len;
 		}
 	} else {
 		*p++ = digits[0];
 		if (len > 1) {
 			*p++ = '.';
-			memcpy(p, digits + 1, (size_t)(len - 1));
+			memcpy(p, digits + 1, 16);
 			p += len - 1;
 		}
 		*p++ = 'e';

@@ -93,16 +93,17 @@ int cv_record_encode_influx(struct cv_buf *buf, const struct cv_record *record);
 int cv_record_encode(struct cv_buf *buf, enum cv_record_format format,
                      const struct cv_record *record);
 
-/* Longest text cv_format_double() writes, without the NUL. */
-#define CV_DOUBLE_MAX_TEXT 32
+/* Room cv_format_double() needs at `out`: the text is at most 24 bytes
+ * ("-2.2250738585072014e-308"), but it writes digits in fixed-size blocks
+ * and may touch up to this many bytes, NUL included. */
+#define CV_DOUBLE_MAX_TEXT 40
 
 /* Writes text that reads back (strtod) as exactly `value`, always with a
  * '.' or an exponent: "2.0", "0.1", "-1.5e-07", "1e+16", laid out as Python's
- * repr. The digits come from Grisu2: the shortest in nearly every case
- * (about 1 in 1000 doubles gets a digit or two more), always an exact round
- * trip. Writes at most CV_DOUBLE_MAX_TEXT bytes plus a
- * NUL; returns the length, or CV_EINVAL for NaN or an infinity (then writes
- * nothing). */
+ * repr, with the same digits: the shortest that read back as `value`, the
+ * closest to it when several are (Schubfach). Needs CV_DOUBLE_MAX_TEXT
+ * bytes at `out`; returns the length (then a NUL), or CV_EINVAL for NaN or
+ * an infinity (then writes nothing). */
 int cv_format_double(char *out, double value);
 
 /* Writes `value` in decimal; returns the length (at most 20), no NUL. */

@@ -100,16 +100,47 @@ static const char *const default_properties[][2] = {
         {"client.id", "conveyor-kafka_out"},
 };
 
-/* Drops one reference to `ob`; the last one settles what was not settled
+/* Drops `n` references to `ob`; the last one settles what was not settled
  * yet (every record delivered) in one call and frees `ob`. Delivered records
  * are not acknowledged one by one: ack_batch settles them all with one
  * atomic operation, where ack_record would cost one per record. */
-static void ob_release(struct kafka_out *st, struct out_batch *ob)
+static void ob_release_n(struct kafka_out *st, struct out_batch *ob, uint32_t n)
 {
-	if (atomic_fetch_sub_explicit(&ob->remaining, 1, memory_order_acq_rel) == 1) {
+	if (atomic_fetch_sub_explicit(&ob->remaining, n, memory_order_acq_rel) == n) {
 		st->id.api->ack_batch(ob->batch, CV_ACK_DELIVERED, NULL);
 		free(ob);
 	}
+}
+
+static void ob_release(struct kafka_out *st, struct out_batch *ob)
+{
+	ob_release_n(st, ob, 1);
+}
+
+/* Delivered reports, counted per thread while librdkafka serves them, and
+ * released per run of one batch's messages when the serving call returns:
+ * one atomic operation per batch instead of one per message (reports come
+ * in produce order, so a batch's messages arrive in long runs). Every call
+ * that can serve reports is followed by served_release() on the same
+ * thread, so nothing is held across calls. */
+static _Thread_local struct {
+	struct out_batch *ob;
+	uint32_t n;
+} delivered_run;
+
+static void served_release(struct kafka_out *st)
+{
+	if (delivered_run.ob) {
+		ob_release_n(st, delivered_run.ob, delivered_run.n);
+		delivered_run.ob = NULL;
+		delivered_run.n = 0;
+	}
+}
+
+static void serve_reports(struct kafka_out *st, int timeout_ms)
+{
+	rd_kafka_poll(st->rk, timeout_ms);
+	served_release(st);
 }
 
 /* Settles one record that was not delivered, at once (the host logs and
@@ -144,7 +175,11 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		if (atomic_load_explicit(&st->unhealthy, memory_order_relaxed) &&
 		    atomic_exchange(&st->unhealthy, false))
 			api->set_healthy(st->id.stage, true, NULL);
-		ob_release(st, ref->ob);
+		if (delivered_run.ob != ref->ob) {
+			served_release(st);
+			delivered_run.ob = ref->ob;
+		}
+		delivered_run.n++;
 		return;
 	}
 	const char *name = rd_kafka_err2name(m->err);
@@ -190,6 +225,7 @@ static void *poller_main(void *arg)
 		/* destroy() ends this wait with rd_kafka_queue_yield() (the
 		 * yield flag persists, so a yield before the wait is not lost). */
 		rd_kafka_queue_poll_callback(st->mainq, 100);
+		served_release(st);
 	}
 	return NULL;
 }
@@ -312,7 +348,7 @@ static rd_kafka_resp_err_t produce(struct kafka_out *st, const rd_kafka_message_
 			         atomic_load_explicit(&st->unhealthy, memory_order_relaxed))
 				return err;
 		}
-		rd_kafka_poll(st->rk, 10);
+		serve_reports(st, 10);
 	}
 }
 
@@ -432,7 +468,7 @@ static int kafka_out_write(void *state, struct cv_batch *batch)
 	/* Serve the reports that are ready here too: librdkafka then frees its
 	 * messages on the thread that allocated them (cheaper than across
 	 * threads); the poller thread covers idle times. */
-	rd_kafka_poll(st->rk, 0);
+	serve_reports(st, 0);
 	return 0;
 }
 
@@ -450,8 +486,9 @@ static int kafka_out_flush(void *state, int64_t deadline_ns)
 	rd_kafka_queue_yield(st->mainq); /* the poller leaves its wait */
 	for (;;) {
 		int64_t ms = ms_until(api, deadline_ns);
-		if (rd_kafka_flush(st->rk, (int)(ms > 100 ? 100 : ms)) ==
-		    RD_KAFKA_RESP_ERR_NO_ERROR) {
+		rd_kafka_resp_err_t err = rd_kafka_flush(st->rk, (int)(ms > 100 ? 100 : ms));
+		served_release(st); /* flush served reports through rd_kafka_poll() */
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
 			atomic_store_explicit(&st->flushing, false, memory_order_release);
 			return 0;
 		}
@@ -466,7 +503,7 @@ static int kafka_out_flush(void *state, int64_t deadline_ns)
 	         "flush: %d message(s) not delivered by the deadline; failing them", left);
 	rd_kafka_purge(st->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 	for (int i = 0; i < 50 && rd_kafka_outq_len(st->rk) > 0; i++)
-		rd_kafka_poll(st->rk, 10);
+		serve_reports(st, 10);
 	return CV_EAGAIN;
 }
 
@@ -485,12 +522,13 @@ static void kafka_out_destroy(void *state)
 		 * before it frees batches, and takes these last acks. */
 		rd_kafka_purge(st->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 		for (int i = 0; i < 100 && rd_kafka_outq_len(st->rk) > 0; i++)
-			rd_kafka_poll(st->rk, 10);
+			serve_reports(st, 10);
 		if (st->rkt)
 			rd_kafka_topic_destroy(st->rkt);
 		if (st->mainq)
 			rd_kafka_queue_destroy(st->mainq);
 		rd_kafka_destroy(st->rk);
+		served_release(st);
 	}
 	if (st->embedded)
 		cv_kafka_embedded_release();
