@@ -1,6 +1,7 @@
 """Core engine throughput: sim_speed (flat out) -> anomaly -> null, with the
 host's instrumentation on and off, plus the demo's memory footprint."""
 
+import math
 import os
 import re
 import signal
@@ -71,10 +72,16 @@ def _demo_rss(ctx):
 
 def run(ctx):
     count = 2_000_000 if ctx.quick else 40_000_000
-    reps = 1 if ctx.quick else 3
+    reps = 2 if ctx.quick else 6
     results = {"true": [], "false": []}
+    # On this VM the second of two back-to-back runs is ~5% faster than the
+    # first, whichever it is: one warm-up run, then pairs in alternating
+    # order (as many of each), the ratio taken per pair and averaged
+    # (geometric mean), so the order effect cancels.
+    ctx.progress("core: warm-up run")
+    _run_once(ctx, "false", count // 4)
     for rep in range(reps):
-        for metrics in ("true", "false"):
+        for metrics in (("true", "false") if rep % 2 == 0 else ("false", "true")):
             ctx.progress("core: %s records, instrumentation %s, run %d/%d" %
                          (count, "on" if metrics == "true" else "off", rep + 1, reps))
             results[metrics].append(_run_once(ctx, metrics, count))
@@ -97,10 +104,11 @@ def run(ctx):
         rows.append({"benchmark": "core (%s)" % label, "metric": "peak RSS",
                      "value": rss / 1024.0, "unit": "MiB", "baseline": None, "ratio": None,
                      "target": None, "ok": None})
-    ratio = rate["true"] / rate["false"]
+    pairs = [off["wall"] / on["wall"] for on, off in zip(results["true"], results["false"])]
+    ratio = math.exp(sum(math.log(x) for x in pairs) / len(pairs))
     rows.append({"benchmark": "core", "metric": "instrumented / bare throughput",
                  "value": ratio, "unit": "ratio", "baseline": rate["false"], "ratio": ratio,
-                 "target": ">= 0.98", "ok": ratio >= 0.98})
+                 "target": ">= 0.98", "ok": ratio >= 0.98, "rounds": pairs})
     ctx.progress("core: demo memory")
     peak = _demo_rss(ctx)
     rows.append({"benchmark": "demo", "metric": "peak RSS", "value": peak / 1024.0,
