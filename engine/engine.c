@@ -208,6 +208,7 @@ int engine_run(struct engine_spec *spec, const struct engine_options *opts)
 {
 	struct engine e = {.spec = spec};
 	int exit_code = 0;
+	bool ran = false; /* reached the end of a run: log "stopped" */
 	struct http_server *http = NULL;
 	uint64_t *last_in = NULL, *last_out = NULL;
 
@@ -337,13 +338,17 @@ int engine_run(struct engine_spec *spec, const struct engine_options *opts)
 	}
 	if (spec->summary_interval_ns > 0 && last_in && last_out)
 		log_summary(&e, last_in, last_out, host_monotonic_ns() - last_summary);
-	log_info("stopped; peak RSS %.1f MiB", (double)peak_rss_kib() / 1024.0);
+	ran = true;
 out:
 	http_server_stop(http);
+	/* Freeing a pipeline destroys its plugins: sinks close, sources make
+	 * their last commits (and log them) here, before "stopped". */
 	for (size_t i = 0; i < e.npipelines; i++) {
 		pipeline_free(e.pipelines ? e.pipelines[i] : NULL);
 		free(e.stages ? e.stages[i] : NULL);
 	}
+	if (ran)
+		log_info("stopped; peak RSS %.1f MiB", (double)peak_rss_kib() / 1024.0);
 	free(e.pipelines);
 	free(e.stages);
 	free(last_in);

@@ -1021,7 +1021,9 @@ static void leave_group(struct kafka_in *st)
 	int64_t deadline = st->id.api->now_ns() + COMMIT_TIMEOUT_MS * 1000000LL;
 	int idle = 0;
 	while (idle < 2 && st->id.api->now_ns() < deadline) {
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(st->rk, 50);
+		/* Short polls: leaving is done once two in a row find nothing
+		 * assigned and nothing to serve; each idle one costs its wait. */
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(st->rk, 10);
 		if (m) {
 			rd_kafka_message_destroy(m);
 			idle = 0;
