@@ -80,6 +80,28 @@ static void src_stop(void *state)
 	atomic_store(&((struct count_src *)state)->stopped, true);
 }
 
+/* Ages records: with aged_every = k, every k-th record (by token) is stamped
+ * AGED_NS in the past, the others now. */
+#define AGED_NS (3 * 1000000000LL)
+static uint64_t aged_every;
+
+static int aged_read(void *state, struct cv_batch *b)
+{
+	struct count_src *s = state;
+	uint32_t first = b->count;
+	int rc = src_read(state, b);
+	for (uint32_t i = first; i < b->count; i++) {
+		if (b->records[i].token % aged_every == 0)
+			b->records[i].timestamp = s->api->now_ns() - AGED_NS;
+	}
+	return rc;
+}
+
+static const struct cv_plugin aged_source_plugin = {
+        CV_PLUGIN_HEADER,        .name = "aged",    .kind = CV_KIND_SOURCE, .init = src_init,
+        .destroy = noop_destroy, .read = aged_read, .ack = src_ack,         .stop = src_stop,
+};
+
 static const struct cv_plugin source_plugin = {
         CV_PLUGIN_HEADER,        .name = "count",  .kind = CV_KIND_SOURCE, .init = src_init,
         .destroy = noop_destroy, .read = src_read, .ack = src_ack,         .stop = src_stop,
@@ -275,6 +297,51 @@ static void test_sync_counts_and_acks(void **unused)
 	free(src.seen);
 }
 
+/* The latency histogram counts each delivered record in its bucket: all in
+ * one bucket (the span taken before the write decides), and split across
+ * two (record by record). Records are 3 s old or fresh; processing them
+ * takes far less than the 2 s between them and a bucket bound. */
+static void check_latency(uint64_t every, double aged_share)
+{
+	const uint64_t N = 20000;
+	struct count_src src = {.limit = N};
+	g_src = &src;
+	aged_every = every;
+	struct cv_stage stages[2] = {
+	        {.name = "aged", .plugin = &aged_source_plugin},
+	        {.name = "sync", .plugin = &sync_sink},
+	};
+	struct metrics *m = metrics_new();
+	struct pipeline *p = make(stages, 2, m, 256, 1024);
+	assert_int_equal(pipeline_start(p), 0);
+	wait_done(p, 30);
+	assert_int_equal(pipeline_join(p), 0);
+	double count = series_value(m, "conveyor_pipeline_latency_seconds_count{pipeline=\"p\"");
+	double sum = series_value(m, "conveyor_pipeline_latency_seconds_sum{pipeline=\"p\"");
+	double below = series_value(
+	        m, "conveyor_pipeline_latency_seconds_bucket{pipeline=\"p\",le=\"2.5\"");
+	double upto5 =
+	        series_value(m, "conveyor_pipeline_latency_seconds_bucket{pipeline=\"p\",le=\"5\"");
+	double aged = (double)N * aged_share;
+	assert_true(count == (double)N);
+	assert_true(below == (double)N - aged);
+	assert_true(upto5 == (double)N);
+	/* Every aged record adds 3 s or a little more, a fresh one a little. */
+	assert_true(sum >= aged * 3.0 && sum < aged * 3.0 + (double)N * 1.0);
+	pipeline_free(p);
+	metrics_free(m);
+}
+
+static void test_latency_one_bucket(void **unused)
+{
+	check_latency(1, 1.0);
+}
+
+static void test_latency_two_buckets(void **unused)
+{
+	check_latency(2, 0.5);
+}
+
 static void test_async_reverse_and_rejects(void **unused)
 {
 	const uint64_t N = 50000;
@@ -381,6 +448,8 @@ int main(void)
 	log_configure(CV_LOG_ERROR, LOG_FORMAT_TEXT);
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_sync_counts_and_acks),
+	        cmocka_unit_test(test_latency_one_bucket),
+	        cmocka_unit_test(test_latency_two_buckets),
 	        cmocka_unit_test(test_async_reverse_and_rejects),
 	        cmocka_unit_test(test_backpressure_bounds_inflight),
 	        cmocka_unit_test(test_stop_drains_endless_source),
