@@ -298,7 +298,7 @@ static void test_sync_counts_and_acks(void **unused)
 }
 
 /* The latency histogram counts each delivered record in its bucket: all in
- * one bucket (the span taken before the write decides), and split across
+ * one bucket (the batch's timestamp span decides at once), and split across
  * two (record by record). Records are 3 s old or fresh; processing them
  * takes far less than the 2 s between them and a bucket bound. */
 static void check_latency(uint64_t every, double aged_share)

@@ -484,18 +484,16 @@ static int kafka_out_flush(void *state, int64_t deadline_ns)
 	const struct cv_host_api *api = st->id.api;
 	atomic_store_explicit(&st->flushing, true, memory_order_release);
 	rd_kafka_queue_yield(st->mainq); /* the poller leaves its wait */
-	for (;;) {
-		int64_t ms = ms_until(api, deadline_ns);
-		rd_kafka_resp_err_t err = rd_kafka_flush(st->rk, (int)(ms > 100 ? 100 : ms));
+	rd_kafka_resp_err_t err;
+	int64_t ms;
+	do {
+		ms = ms_until(api, deadline_ns);
+		err = rd_kafka_flush(st->rk, (int)(ms > 100 ? 100 : ms));
 		served_release(st); /* flush served reports through rd_kafka_poll() */
-		if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-			atomic_store_explicit(&st->flushing, false, memory_order_release);
-			return 0;
-		}
-		if (ms == 0)
-			break;
-	}
+	} while (err != RD_KAFKA_RESP_ERR_NO_ERROR && ms > 0);
 	atomic_store_explicit(&st->flushing, false, memory_order_release);
+	if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		return 0;
 	/* Out of time: purge what is left so every record is settled as failed
 	 * now (its source will not commit it), rather than never. */
 	int left = rd_kafka_outq_len(st->rk);
