@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+from statistics import median_high  # sorted(xs)[len(xs) // 2]
 
 TITLE = "sim_speed -> anomaly -> null, instrumentation on/off; demo RSS"
 
@@ -37,11 +38,6 @@ def _run_once(ctx, metrics, count):
     if not m:
         raise RuntimeError("no peak RSS in the engine's log: %s" % err[-500:])
     return {"wall": r["wall"], "cpu": r["cpu"], "rss_kib": float(m.group(1)) * 1024}
-
-
-def _median(xs):
-    xs = sorted(xs)
-    return xs[len(xs) // 2]
 
 
 def _demo_rss(ctx):
@@ -90,8 +86,8 @@ def run(ctx):
     for metrics in ("true", "false"):
         rs = results[metrics]
         label = "instrumentation " + ("on" if metrics == "true" else "off")
-        wall = _median([r["wall"] for r in rs])
-        cpu = _median([r["cpu"] for r in rs])
+        wall = median_high([r["wall"] for r in rs])
+        cpu = median_high([r["cpu"] for r in rs])
         rss = max(r["rss_kib"] for r in rs)
         rate[metrics] = count / wall
         rows.append({"benchmark": "core (%s)" % label, "metric": "throughput",

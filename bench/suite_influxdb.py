@@ -17,6 +17,7 @@ import random
 import subprocess
 import sys
 import time
+from statistics import median_high  # sorted(xs)[len(xs) // 2]
 
 TITLE = "sim_speed -> influxdb (HTTPS, auth) vs curl --parallel ceiling"
 
@@ -107,11 +108,6 @@ def _engine_run(ctx, ie, db, count, dbname, pwfile):
     return r["wall"], r["cpu"]
 
 
-def _median(xs):
-    xs = sorted(xs)
-    return xs[len(xs) // 2]
-
-
 def run(ctx):
     ie = _env_module(ctx)
     # Large enough that the engine's start and stop (about 0.1 s) weigh little.
@@ -144,12 +140,12 @@ def run(ctx):
                          (count / wall, cpu / count * 1e6))
     finally:
         db.stop()
-    ceiling = count / _median(curl_walls)
-    engine = count / _median(engine_walls)
-    cpu_per_m = _median(engine_cpus) / count * 1e6
+    ceiling = count / median_high(curl_walls)
+    engine = count / median_high(engine_walls)
+    cpu_per_m = median_high(engine_cpus) / count * 1e6
     # The machine's load changes between runs: compare each engine run with
     # the curl run just before it, and take the median of those ratios.
-    ratio = _median([c / e for c, e in zip(curl_walls, engine_walls)])
+    ratio = median_high([c / e for c, e in zip(curl_walls, engine_walls)])
     return [
         {"benchmark": "influxdb (curl --parallel %d, %d-point bodies)" % (IN_FLIGHT, BATCH),
          "metric": "ceiling throughput", "value": ceiling, "unit": "points/s",

@@ -22,6 +22,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from statistics import median_high  # sorted(xs)[len(xs) // 2]
 
 TITLE = "kafka_out vs kcat -P, kafka_in vs kcat -C (mock cluster)"
 
@@ -266,19 +267,20 @@ pipelines:
             p.wait()
 
 
-def _median(xs):
-    xs = sorted(xs)
-    return xs[len(xs) // 2]
-
-
 def _row(name, values, baselines, note):
-    value, baseline = _median(values), _median(baselines)
+    value, baseline = median_high(values), median_high(baselines)
     ratio = value / baseline if baseline else None
     return {"benchmark": name, "metric": "throughput (%s)" % note, "value": value,
             "unit": "msgs/s", "baseline": baseline, "ratio": ratio,
             "target": ">= %.2f x kcat" % TARGET,
             "ok": None if ratio is None else ratio >= TARGET,
             "rounds": values, "baseline_rounds": baselines}
+
+
+def _in_turn(i, a, b):
+    """Runs a then b in even rounds, b then a in odd ones."""
+    for step in ((a, b) if i % 2 == 0 else (b, a)):
+        step()
 
 
 def run(ctx):
@@ -300,19 +302,18 @@ def run(ctx):
         # on a shared 2-core VM one run of either side varies by +-10%.
         conv_p, kcat_p, conv_cpu, kcat_cpu = [], [], [], []
         for i in range(rounds):
-            def conveyor_p():
+            def produce_conveyor():
                 ctx.progress("kafka: conveyor produces %d messages (round %d)" % (count, i + 1))
                 rate, cpu = _conveyor_produce(ctx, mc, "conv%d" % i, count)
                 conv_p.append(rate)
                 conv_cpu.append(cpu * 1e6 / count)
 
-            def kcat_p_():
+            def produce_kcat():
                 ctx.progress("kafka: kcat produces the same %d messages (round %d)" % (count, i + 1))
                 wall, cpu = _kcat_produce(mc, "kcat%d" % i, keyed, True, PRODUCER_PROPS)
                 kcat_p.append(count / wall)
                 kcat_cpu.append(cpu * 1e6 / count)
-            for step in ((conveyor_p, kcat_p_) if i % 2 == 0 else (kcat_p_, conveyor_p)):
-                step()
+            _in_turn(i, produce_conveyor, produce_kcat)
             ctx.progress("kafka: produce: conveyor %.0f/s, kcat %.0f/s" % (conv_p[-1],
                                                                            kcat_p[-1]))
 
@@ -320,20 +321,19 @@ def run(ctx):
         _kcat_produce(mc, "src", plain, False, PRODUCER_PROPS)  # (wall, cpu) unused
         conv_c, kcat_c = [], []
         for i in range(rounds):
-            def kcat_c_():
+            def consume_kcat():
                 ctx.progress("kafka: kcat consumes (round %d)" % (i + 1))
                 kcat_c.append(_kcat_consume(mc, "src", count))
 
-            def conveyor_c():
+            def consume_conveyor():
                 ctx.progress("kafka: conveyor kafka_in -> null consumes (round %d)" % (i + 1))
                 conv_c.append(_conveyor_consume(ctx, mc, "src", count, "bench%d" % i))
-            for step in ((kcat_c_, conveyor_c) if i % 2 == 0 else (conveyor_c, kcat_c_)):
-                step()
+            _in_turn(i, consume_kcat, consume_conveyor)
             ctx.progress("kafka: consume: conveyor %.0f/s, kcat %.0f/s" % (conv_c[-1],
                                                                            kcat_c[-1]))
     finally:
         mc.stop()
-    cpu_value, cpu_baseline = _median(conv_cpu), _median(kcat_cpu)
+    cpu_value, cpu_baseline = median_high(conv_cpu), median_high(kcat_cpu)
     return [
         _row("kafka_out produce (sim_speed -> kafka_out, JSON)", conv_p, kcat_p,
              "start to exit, %d msgs" % count),
