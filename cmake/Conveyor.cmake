@@ -17,7 +17,7 @@ function(cv_add_plugin name)
 endfunction()
 
 # cv_add_unit_test(NAME SOURCES a.c [LIBS target...])
-# A CMocka test linked with the engine core (for stage_harness.h), run by
+# A CMocka test linked with the engine core and the stage harness, run by
 # ctest with the label "unit".
 function(cv_add_unit_test name)
   cmake_parse_arguments(T "" "" "SOURCES;LIBS" ${ARGN})
@@ -27,7 +27,7 @@ function(cv_add_unit_test name)
   add_executable(${name} ${T_SOURCES})
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/sdk/include
                                              ${PROJECT_SOURCE_DIR}/engine)
-  target_link_libraries(${name} PRIVATE conveyor_core PkgConfig::CMOCKA ${T_LIBS})
+  target_link_libraries(${name} PRIVATE conveyor_stage_harness conveyor_core PkgConfig::CMOCKA ${T_LIBS})
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES LABELS unit TIMEOUT 120)
 endfunction()

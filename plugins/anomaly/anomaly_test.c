@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "stage_harness.h"
+#include "testing/stage_harness.h"
 
 extern const struct cv_plugin cv_plugin_descriptor;
 

@@ -27,7 +27,7 @@
 
 #include <conveyor/plugin.h>
 
-#include "stage_harness.h"
+#include "testing/stage_harness.h"
 
 #define MAX_REQ 4096
 

@@ -18,7 +18,7 @@
 #include <cmocka.h>
 
 #include "kafka_common.h"
-#include "stage_harness.h"
+#include "testing/stage_harness.h"
 
 static const struct cv_plugin *out_plugin, *in_plugin;
 

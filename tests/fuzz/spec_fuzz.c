@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "options.h"
-#include "spec_tree.h"
-#include "units.h"
+#include "spec/options.h"
+#include "spec/spec_tree.h"
+#include "base/units.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

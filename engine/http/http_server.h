@@ -1,0 +1,38 @@
+/* http_server.h - the engine's HTTP endpoints (/metrics, /healthz, /readyz)
+ * on libmicrohttpd, served from its own thread. */
+#ifndef CONVEYOR_HTTP_SERVER_H
+#define CONVEYOR_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/strbuf.h"
+
+/* Called from the server's thread, one request at a time. A NULL metrics
+ * makes /metrics answer 404; a NULL healthy or ready answers 200 "ok". */
+struct http_handlers {
+	void *ctx;
+	/* Appends the exposition; 0 or negative (answers 500). */
+	int (*metrics)(void *ctx, struct strbuf *out);
+	/* true for 200; `why` gets a short text body either way. */
+	bool (*healthy)(void *ctx, struct strbuf *why);
+	bool (*ready)(void *ctx, struct strbuf *why);
+};
+
+struct http_server;
+
+/* Listens on `listen` ("127.0.0.1:8000", "0.0.0.0:8000", "[::1]:8000", "localhost:8000",
+ * ":8000" for all IPv4 addresses; port 0 picks a free port). GET only:
+ * /metrics (text/plain; version=0.0.4), /healthz, /readyz; 404 otherwise, 405
+ * for other methods (HEAD is served as GET without the body). At most 64
+ * connections, each closed after 10 s idle. Returns 0 and sets *out, or -1
+ * with a message in err (*out is then NULL). */
+int http_server_start(const char *listen, const struct http_handlers *handlers,
+                      struct http_server **out, char *err, size_t errlen);
+/* The port actually bound. */
+uint16_t http_server_port(const struct http_server *srv);
+/* Stops the thread, closes the socket, frees. NULL is fine. */
+void http_server_stop(struct http_server *srv);
+
+#endif

@@ -1,0 +1,92 @@
+/* metrics.h - the Prometheus registry: families of series with labels,
+ * lock-free updates on the hot path, text exposition (format 0.0.4) that
+ * passes `promtool check metrics`.
+ *
+ * Updates are relaxed atomics: a series is updated from any thread without a
+ * lock. Creating families and series takes a mutex (not on the hot path).
+ */
+#ifndef CONVEYOR_METRICS_H
+#define CONVEYOR_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/strbuf.h"
+
+enum metric_type {
+	METRIC_COUNTER,
+	METRIC_GAUGE,
+	METRIC_HISTOGRAM,
+};
+
+struct metrics;
+struct metric_family;
+struct metric_series;
+
+struct metrics *metrics_new(void);
+void metrics_free(struct metrics *m);
+
+/* Gets or creates a family. `name` must match [a-zA-Z_:][a-zA-Z0-9_:]*, and a
+ * counter's name must end in "_total" (the exposition keeps it as given).
+ * Label names match [a-zA-Z_][a-zA-Z0-9_]* and do not start with "__".
+ * Histograms take `buckets` (ascending upper bounds, +Inf added by the
+ * registry); NULL/0 selects METRICS_LATENCY_BUCKETS. Returns NULL when the
+ * name or labels are invalid, or the name exists with another type or other
+ * label names (or, for a histogram, other buckets). Label names must be
+ * distinct, and a histogram may not have an "le" label. The family lives
+ * until metrics_free(). */
+struct metric_family *metrics_family(struct metrics *m, enum metric_type type, const char *name,
+                                     const char *help, const char *const *label_names,
+                                     size_t nlabels, const double *buckets, size_t nbuckets);
+
+/* Gets or creates the series of `family` for `label_values` (as many as the
+ * family has label names; any bytes, escaped on output). The pointer stays
+ * valid until metrics_free(). NULL on allocation failure. */
+struct metric_series *metrics_series(struct metric_family *family, const char *const *label_values);
+
+/* Counter: adds n (integer fast path). */
+void metric_inc(struct metric_series *s, uint64_t n);
+/* Counter or gauge: adds v (gauges may go down; a counter ignores a negative
+ * or NaN v). Whole v on a counter takes the integer path. */
+void metric_add(struct metric_series *s, double v);
+/* Gauge: sets v. */
+void metric_set(struct metric_series *s, double v);
+/* Histogram: one observation of v. */
+void metric_observe(struct metric_series *s, double v);
+/* Histogram: the bucket index v falls in (nbuckets for +Inf). */
+size_t metric_bucket_index(const struct metric_series *s, double v);
+/* Histogram: the upper bound of bucket idx (INFINITY for the last). */
+double metric_bucket_bound(const struct metric_series *s, size_t idx);
+/* Histogram: n observations in bucket idx whose values add up to sum. */
+void metric_observe_bucket(struct metric_series *s, size_t idx, double sum, uint64_t n);
+/* Reads a counter or gauge's value (for summaries and tests). */
+double metric_value(const struct metric_series *s);
+/* Reads a histogram's observation count. */
+uint64_t metric_count(const struct metric_series *s);
+
+/* A callback that appends more exposition text at render time (process
+ * metrics). It must write complete # HELP / # TYPE blocks. Collectors run in
+ * the order added, outside the registry lock. Returns 0, -2 on allocation
+ * failure, -22 for a NULL registry or function. */
+typedef void (*metrics_collector_fn)(void *ctx, struct strbuf *out);
+int metrics_add_collector(struct metrics *m, metrics_collector_fn fn, void *ctx);
+
+/* Renders every family (in registration order; series in creation order)
+ * then the collectors. Returns 0, or -2 on allocation failure. */
+int metrics_render(struct metrics *m, struct strbuf *out);
+
+/* Appends v as Prometheus clients print floats: the shortest text that
+ * reads back to the same double ("1e-06", "2.5e-06", "0.005", "1", "+Inf",
+ * "NaN"). Returns 0 or -2 (allocation failure). */
+int metrics_append_double(struct strbuf *out, double v);
+
+/* 1us .. 10s in 1-2.5-5 steps, in seconds. */
+extern const double METRICS_LATENCY_BUCKETS[];
+extern const size_t METRICS_LATENCY_NBUCKETS;
+
+/* process_cpu_seconds_total, process_resident_memory_bytes,
+ * process_virtual_memory_bytes, process_open_fds, process_max_fds,
+ * process_start_time_seconds, from /proc. A metrics_collector_fn. */
+void process_metrics_collect(void *ctx, struct strbuf *out);
+
+#endif

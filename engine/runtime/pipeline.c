@@ -1,0 +1,754 @@
+#include "runtime/pipeline.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "runtime/dead_letter.h"
+#include "runtime/host_api.h"
+#include "base/log.h"
+
+/* How long a thread waits on its condition before looking around again. */
+#define TICK_NS (100 * 1000000LL)
+/* Errors from a source are logged at most this often. */
+#define ERROR_LOG_INTERVAL_NS (5 * 1000000000LL)
+
+static void deadline_after(struct timespec *ts, int64_t ns)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_nsec += ns % 1000000000;
+	ts->tv_sec += ns / 1000000000 + ts->tv_nsec / 1000000000;
+	ts->tv_nsec %= 1000000000;
+}
+
+static void cond_init_monotonic(pthread_cond_t *c)
+{
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(c, &attr);
+	pthread_condattr_destroy(&attr);
+}
+
+static struct cv_stage *source_of(const struct pipeline *p)
+{
+	return &p->stages[0];
+}
+
+static struct cv_stage *sink_of(const struct pipeline *p)
+{
+	return &p->stages[p->nstages - 1];
+}
+
+static int setup_latency(struct pipeline *p)
+{
+	static const char *const names[] = {"pipeline"};
+	const char *values[] = {p->cfg.name};
+	struct metric_family *f =
+	        metrics_family(p->registry, METRIC_HISTOGRAM, "conveyor_pipeline_latency_seconds",
+	                       "Record timestamp to sink acknowledgement.", names, 1, NULL, 0);
+	if (!f || !(p->latency = metrics_series(f, values)))
+		return -2;
+	p->nlatency = METRICS_LATENCY_NBUCKETS;
+	p->latency_bounds_ns = calloc(p->nlatency, sizeof *p->latency_bounds_ns);
+	if (!p->latency_bounds_ns)
+		return -2;
+	for (size_t i = 0; i < p->nlatency; i++)
+		p->latency_bounds_ns[i] = (int64_t)(metric_bucket_bound(p->latency, i) * 1e9 + 0.5);
+	return 0;
+}
+
+#define DEFAULT_BATCH_RECORDS 1024
+#define DEFAULT_MAX_BYTES     (64ull << 20)
+#define DEFAULT_LINGER_NS     (20 * 1000000LL)
+
+/* Adds a batch to the pool; NULL when the pool is at its bounds. */
+static struct batch *pool_grow(struct pipeline *p)
+{
+	if (p->npool >= p->max_pool)
+		return NULL;
+	struct batch *b = batch_new(p->batch_records, p->slots, p->arena_bytes);
+	if (!b)
+		return NULL;
+	b->pipeline = p;
+	p->pool[p->npool++] = b;
+	p->pool_bytes += batch_footprint(b);
+	return b;
+}
+
+/* A free batch for the source, or NULL while the bounds say wait. */
+static struct batch *take_batch(struct pipeline *p)
+{
+	if (p->inflight_records + p->batch_records > p->max_records && p->inflight > 0)
+		return NULL;
+	struct batch *b = p->free_list;
+	if (b) {
+		p->free_list = b->next;
+		b->next = NULL;
+		return b;
+	}
+	return pool_grow(p);
+}
+
+struct pipeline *pipeline_new(const struct pipeline_config *cfg, struct cv_stage *stages,
+                              size_t nstages, struct metrics *registry)
+{
+	struct pipeline *p = calloc(1, sizeof *p);
+	if (!p)
+		return NULL;
+	p->cfg = *cfg;
+	p->stages = stages;
+	p->nstages = nstages;
+	p->registry = registry;
+	p->deadline_ns = INT64_MAX;
+	pthread_mutex_init(&p->mu, NULL);
+	cond_init_monotonic(&p->worker_cv);
+	cond_init_monotonic(&p->source_cv);
+
+	for (size_t i = 0; i < nstages; i++) {
+		stages[i].pipeline = p;
+		stages[i].pipeline_name = cfg->name;
+		stages[i].registry = registry;
+		atomic_store(&stages[i].healthy, true);
+		if (cfg->metrics_enabled && registry &&
+		    stage_metrics_register(&stages[i], registry) < 0)
+			goto fail;
+	}
+	if (cfg->metrics_enabled && registry && setup_latency(p) < 0)
+		goto fail;
+
+	p->batch_records = cfg->batch_records ? cfg->batch_records : DEFAULT_BATCH_RECORDS;
+	p->max_records = cfg->max_records ? cfg->max_records : 8 * p->batch_records;
+	if (p->max_records < 2 * p->batch_records)
+		p->max_records = 2 * p->batch_records;
+	p->max_bytes = cfg->max_bytes ? cfg->max_bytes : DEFAULT_MAX_BYTES;
+	p->linger_ns = cfg->linger_ns >= 0 ? cfg->linger_ns : DEFAULT_LINGER_NS;
+	p->slots = 8;
+	size_t arena = (size_t)p->batch_records * 256;
+	p->arena_bytes = arena < (64u << 10)  ? (64u << 10)
+	                 : arena > (4u << 20) ? (4u << 20)
+	                                      : arena;
+	size_t footprint = sizeof(struct batch) + p->arena_bytes +
+	                   (size_t)p->batch_records *
+	                           (sizeof(struct cv_record) + p->slots * sizeof(struct cv_field));
+	p->max_pool = p->max_records / 16;
+	if (p->max_pool > p->max_bytes / footprint)
+		p->max_pool = p->max_bytes / footprint;
+	if (p->max_pool > 1024)
+		p->max_pool = 1024;
+	if (p->max_pool < 2)
+		p->max_pool = 2;
+	p->pool = calloc(p->max_pool, sizeof *p->pool);
+	if (!p->pool)
+		goto fail;
+	for (size_t i = 0; i < 2; i++) {
+		struct batch *b = pool_grow(p);
+		if (!b)
+			goto fail;
+		b->next = p->free_list;
+		p->free_list = b;
+	}
+	if (cfg->dead_letter_path) {
+		p->dead_letter = dead_letter_open(cfg->dead_letter_path);
+		if (!p->dead_letter) {
+			log_write(CV_LOG_ERROR, cfg->name, NULL,
+			          "cannot open dead-letter file %s: %s", cfg->dead_letter_path,
+			          strerror(errno));
+			goto fail;
+		}
+	}
+	return p;
+fail:
+	p->stages = NULL; /* the caller still owns them on failure */
+	pipeline_free(p);
+	return NULL;
+}
+
+static void set_queue_gauge(struct pipeline *p)
+{
+	struct cv_stage *next = &p->stages[1];
+	if (next->m.queue)
+		metric_set(next->m.queue, (double)p->queue_records);
+}
+
+static inline int64_t call_begin(struct cv_stage *st)
+{
+	int64_t t = host_monotonic_ns();
+	atomic_store_explicit(&st->busy_since, t, memory_order_relaxed);
+	return t;
+}
+
+static inline void call_end(struct cv_stage *st, int64_t t0)
+{
+	atomic_store_explicit(&st->busy_since, 0, memory_order_relaxed);
+	if (st->m.duration) {
+		int64_t t1 = host_monotonic_ns();
+		metric_observe(st->m.duration, (double)(t1 - t0) * 1e-9);
+		metric_inc(st->m.batches, 1);
+	}
+}
+
+static void count(struct metric_series *s, _Atomic uint64_t *total, uint64_t n)
+{
+	if (!n)
+		return;
+	if (total)
+		atomic_fetch_add_explicit(total, n, memory_order_relaxed);
+	if (s)
+		metric_inc(s, n);
+}
+
+static size_t latency_bucket(const struct pipeline *p, int64_t lat)
+{
+	size_t a = 0, z = p->nlatency;
+	while (a < z) {
+		size_t mid = (a + z) / 2;
+		if (lat <= p->latency_bounds_ns[mid])
+			z = mid;
+		else
+			a = mid + 1;
+	}
+	return a;
+}
+
+static void observe_latency(struct pipeline *p, struct batch *b, uint32_t delivered)
+{
+	const int64_t now = host_now_ns();
+	const struct cv_record *recs = b->pub.records;
+	const uint32_t n = b->pub.count;
+	if (delivered == n) {
+		/* Common case: every record delivered. Records of a batch were made
+		 * close together, so usually all fall in one bucket: find the
+		 * extremes and the sum in one tight pass. */
+		int64_t lo = INT64_MAX, hi = INT64_MIN, base = recs[0].timestamp;
+		uint64_t spread = 0; /* sum of ts - base, wrapping: only used when small */
+		for (uint32_t i = 0; i < n; i++) {
+			int64_t ts = recs[i].timestamp;
+			lo = ts < lo ? ts : lo;
+			hi = ts > hi ? ts : hi;
+			spread += (uint64_t)ts - (uint64_t)base;
+		}
+		int64_t lat_min, lat_max;
+		if (!__builtin_sub_overflow(now, hi, &lat_min) &&
+		    !__builtin_sub_overflow(now, lo, &lat_max) && lat_min >= 0) {
+			size_t idx = latency_bucket(p, lat_min);
+			if (idx == latency_bucket(p, lat_max)) {
+				double total =
+				        (double)n * (double)(now - base) - (double)(int64_t)spread;
+				metric_observe_bucket(p->latency, idx, total * 1e-9, n);
+				return;
+			}
+		}
+	}
+	int64_t lo = 0, hi = -1;
+	size_t idx = 0;
+	uint64_t cnt = 0;
+	double sum = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct cv_record *r = &recs[i];
+		if (!(r->flags & CV_RECORD_DELIVERED))
+			continue;
+		int64_t lat;
+		if (__builtin_sub_overflow(now, r->timestamp, &lat))
+			lat = r->timestamp < 0 ? INT64_MAX : 0;
+		if (lat < 0)
+			lat = 0;
+		if (lat > hi || lat <= lo) {
+			if (cnt)
+				metric_observe_bucket(p->latency, idx, sum * 1e-9, cnt);
+			cnt = 0;
+			sum = 0;
+			idx = latency_bucket(p, lat);
+			lo = idx ? p->latency_bounds_ns[idx - 1] : -1;
+			hi = idx < p->nlatency ? p->latency_bounds_ns[idx] : INT64_MAX;
+		}
+		cnt++;
+		sum += (double)lat;
+	}
+	if (cnt)
+		metric_observe_bucket(p->latency, idx, sum * 1e-9, cnt);
+}
+
+void pipeline_batch_complete(struct batch *b)
+{
+	struct pipeline *p = b->pipeline;
+	if (p->detached) {
+		atomic_fetch_add(&p->detached_completed, 1);
+		return;
+	}
+	struct cv_stage *sink = sink_of(p);
+	uint32_t delivered = atomic_load_explicit(&b->delivered, memory_order_relaxed);
+	count(sink->m.out, &sink->total_out, delivered);
+	count(sink->m.dropped, &sink->total_dropped,
+	      atomic_load_explicit(&b->rejected, memory_order_relaxed));
+	count(sink->m.errors, &sink->total_errors,
+	      atomic_load_explicit(&b->failed, memory_order_relaxed));
+	if (p->latency && delivered)
+		observe_latency(p, b, delivered);
+	pthread_mutex_lock(&p->mu);
+	b->next = p->done_head;
+	p->done_head = b;
+	pthread_cond_signal(&p->source_cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Logs a lost-to-nowhere record warning at most once per interval per
+ * pipeline, with the count of those not logged. */
+static void warn_limited(struct pipeline *p, const char *stage, const char *what,
+                         const char *reason)
+{
+	int64_t now = host_monotonic_ns();
+	int64_t last = atomic_load_explicit(&p->last_warn_ns, memory_order_relaxed);
+	if (last && now - last < ERROR_LOG_INTERVAL_NS) {
+		atomic_fetch_add_explicit(&p->warn_suppressed, 1, memory_order_relaxed);
+		return;
+	}
+	if (!atomic_compare_exchange_strong(&p->last_warn_ns, &last, now)) {
+		atomic_fetch_add_explicit(&p->warn_suppressed, 1, memory_order_relaxed);
+		return;
+	}
+	uint64_t more = atomic_exchange(&p->warn_suppressed, 0);
+	log_write(CV_LOG_WARN, p->cfg.name, stage,
+	          "%s: %s (no usable dead_letter file; counted as dropped; %llu more not logged "
+	          "in the last %llds)",
+	          what, reason ? reason : "no reason given", (unsigned long long)more,
+	          (long long)(ERROR_LOG_INTERVAL_NS / 1000000000));
+}
+
+void pipeline_record_rejected(struct batch *b, uint32_t index, const char *reason)
+{
+	struct pipeline *p = b->pipeline;
+	struct cv_stage *sink = sink_of(p);
+	const struct cv_record *r = &b->pub.records[index];
+	if (p->dead_letter &&
+	    dead_letter_write(p->dead_letter, p->cfg.name, sink->name, reason, r, NULL, 0) == 0)
+		return;
+	warn_limited(p, sink->name, "record rejected", reason);
+}
+
+void pipeline_dead_letter(struct cv_stage *st, const void *raw, size_t raw_len,
+                          const struct cv_record *record, const char *reason)
+{
+	struct pipeline *p = st->pipeline;
+	/* A source's input never became a record: count it here. A transform
+	 * drops the record too, and run_batch counts it then. */
+	atomic_fetch_add_explicit(&st->total_dead_lettered, 1, memory_order_relaxed);
+	if (st->plugin->kind == CV_KIND_SOURCE)
+		count(st->m.dropped, &st->total_dropped, 1);
+	if (p && p->dead_letter &&
+	    dead_letter_write(p->dead_letter, st->pipeline_name, st->name, reason, record, raw,
+	                      raw_len) == 0)
+		return;
+	if (p)
+		warn_limited(p, st->name, "dead letter", reason);
+}
+
+void pipeline_batch_release(struct batch *b)
+{
+	if (atomic_fetch_sub_explicit(&b->pending, 1, memory_order_acq_rel) == 1)
+		pipeline_batch_complete(b);
+}
+
+/* Settles every live record of a batch as failed (a transform failed). */
+static void fail_batch(struct batch *b, const char *reason)
+{
+	atomic_store(&b->pending, b->pub.live + 1);
+	host_api.ack_batch(&b->pub, CV_ACK_FAILED, reason);
+	pipeline_batch_release(b);
+}
+
+static void run_batch(struct pipeline *p, struct batch *b)
+{
+	for (size_t i = 1; i + 1 < p->nstages; i++) {
+		struct cv_stage *st = &p->stages[i];
+		uint32_t in = b->pub.live;
+		if (in == 0)
+			break;
+		int64_t t0 = call_begin(st);
+		int rc = st->plugin->process(st->state, &b->pub);
+		call_end(st, t0);
+		uint32_t out = b->pub.live;
+		count(st->m.in, NULL, in);
+		count(st->m.out, &st->total_out, out);
+		if (out < in)
+			count(st->m.dropped, &st->total_dropped, in - out);
+		if (rc < 0) {
+			count(st->m.errors, &st->total_errors, 1);
+			log_write(CV_LOG_ERROR, p->cfg.name, st->name,
+			          "transform failed (error %d): %u records failed", rc, out);
+			fail_batch(b, "transform failed");
+			return;
+		}
+	}
+	struct cv_stage *sink = sink_of(p);
+	uint32_t live = b->pub.live;
+	if (live == 0) {
+		pipeline_batch_complete(b);
+		return;
+	}
+	count(sink->m.in, NULL, live);
+	/* The host holds one extra count while write runs, so the batch cannot
+	 * complete (and be recycled) under our feet, whatever the sink settles
+	 * during the call or from its own threads. */
+	atomic_store_explicit(&b->pending, live + 1, memory_order_release);
+	bool async = sink->plugin->flags & CV_PLUGIN_ASYNC_ACK;
+	int64_t t0 = call_begin(sink);
+	int rc = sink->plugin->write(sink->state, &b->pub);
+	call_end(sink, t0);
+	if (rc < 0) {
+		count(sink->m.errors, NULL, 1);
+		log_write(CV_LOG_ERROR, p->cfg.name, sink->name, "write failed (error %d)", rc);
+		host_api.ack_batch(&b->pub, CV_ACK_FAILED, "write failed");
+	} else if (!async) {
+		host_api.ack_batch(&b->pub, CV_ACK_DELIVERED, NULL);
+	}
+	pipeline_batch_release(b);
+}
+
+static int64_t current_deadline(struct pipeline *p)
+{
+	return atomic_load_explicit(&p->deadline_ns, memory_order_relaxed);
+}
+
+static void flush_sink(struct pipeline *p)
+{
+	struct cv_stage *sink = sink_of(p);
+	if (!sink->plugin->flush)
+		return;
+	for (;;) {
+		int64_t now = host_monotonic_ns();
+		int64_t deadline = current_deadline(p);
+		if (now >= deadline)
+			break;
+		int64_t until = deadline - now < TICK_NS * 2 ? deadline - now : TICK_NS * 2;
+		int64_t t0 = call_begin(sink);
+		int rc = sink->plugin->flush(sink->state, host_now_ns() + until);
+		atomic_store_explicit(&sink->busy_since, 0, memory_order_relaxed);
+		(void)t0;
+		if (rc == 0)
+			break;
+	}
+}
+
+/* Both threads call this as they end; the second tells the engine. */
+static void notify_if_done(struct pipeline *p)
+{
+	if (atomic_load(&p->source_exited) && atomic_load(&p->worker_exited) && p->cfg.on_done &&
+	    !atomic_exchange(&p->done_notified, true))
+		p->cfg.on_done(p->cfg.on_done_ctx);
+}
+
+static void *worker_main(void *arg)
+{
+	struct pipeline *p = arg;
+	for (;;) {
+		pthread_mutex_lock(&p->mu);
+		while (!p->queue_head && !p->source_done) {
+			atomic_store_explicit(&p->heartbeat_worker, host_monotonic_ns(),
+			                      memory_order_relaxed);
+			struct timespec ts;
+			deadline_after(&ts, TICK_NS);
+			pthread_cond_timedwait(&p->worker_cv, &p->mu, &ts);
+		}
+		struct batch *b = p->queue_head;
+		if (!b) {
+			pthread_mutex_unlock(&p->mu);
+			break;
+		}
+		p->queue_head = b->next;
+		if (!p->queue_head)
+			p->queue_tail = NULL;
+		p->queue_records -= b->pub.count;
+		set_queue_gauge(p);
+		pthread_mutex_unlock(&p->mu);
+		atomic_store_explicit(&p->heartbeat_worker, host_monotonic_ns(),
+		                      memory_order_relaxed);
+		b->next = NULL;
+		run_batch(p, b);
+	}
+	flush_sink(p);
+	atomic_store(&p->worker_exited, true);
+	notify_if_done(p);
+	return NULL;
+}
+
+static void source_error(struct pipeline *p, struct cv_stage *st, int rc, int64_t *last_log)
+{
+	count(st->m.errors, &st->total_errors, 1);
+	int64_t now = host_monotonic_ns();
+	if (now - *last_log >= ERROR_LOG_INTERVAL_NS) {
+		log_write(CV_LOG_ERROR, p->cfg.name, st->name, "read failed (error %d); retrying",
+		          rc);
+		*last_log = now;
+	}
+}
+
+static void *source_main(void *arg)
+{
+	struct pipeline *p = arg;
+	struct cv_stage *st = source_of(p);
+	bool eof = false;
+	int64_t last_error_log = INT64_MIN / 2;
+	for (;;) {
+		atomic_store_explicit(&p->heartbeat_source, host_monotonic_ns(),
+		                      memory_order_relaxed);
+		pthread_mutex_lock(&p->mu);
+		struct batch *done = p->done_head;
+		p->done_head = NULL;
+		pthread_mutex_unlock(&p->mu);
+		while (done) {
+			struct batch *next = done->next;
+			if (st->plugin->ack) {
+				int64_t t0 = call_begin(st);
+				st->plugin->ack(st->state, &done->pub);
+				atomic_store_explicit(&st->busy_since, 0, memory_order_relaxed);
+				(void)t0;
+			}
+			p->inflight_records -= done->pub.count;
+			batch_reset(done);
+			done->next = p->free_list;
+			p->free_list = done;
+			p->inflight--;
+			done = next;
+		}
+		if (!eof && atomic_load_explicit(&p->stop, memory_order_relaxed))
+			eof = true;
+		if (eof && !p->source_done) {
+			pthread_mutex_lock(&p->mu);
+			p->source_done = true; /* the worker drains the queue, then flushes */
+			pthread_cond_signal(&p->worker_cv);
+			pthread_mutex_unlock(&p->mu);
+		}
+		if (eof && p->inflight == 0)
+			break;
+		if (eof && host_monotonic_ns() >= current_deadline(p)) {
+			log_write(CV_LOG_ERROR, p->cfg.name, st->name,
+			          "shutdown timeout: %u batches still unacknowledged; they will be "
+			          "delivered again after restart",
+			          p->inflight);
+			break;
+		}
+		struct batch *b = eof ? NULL : take_batch(p);
+		if (!b) {
+			pthread_mutex_lock(&p->mu);
+			if (!p->done_head) {
+				struct timespec ts;
+				deadline_after(&ts, TICK_NS);
+				pthread_cond_timedwait(&p->source_cv, &p->mu, &ts);
+			}
+			pthread_mutex_unlock(&p->mu);
+			continue;
+		}
+		/* A partial batch lingers a little for more records, so a slow
+		 * source still sends batches worth the per-batch costs. */
+		int rc;
+		int64_t linger_until = 0;
+		for (;;) {
+			int64_t t0 = call_begin(st);
+			rc = st->plugin->read(st->state, &b->pub);
+			call_end(st, t0);
+			if (rc != 0 || b->pub.count == 0 || b->pub.count >= b->pub.capacity ||
+			    p->linger_ns == 0 ||
+			    atomic_load_explicit(&p->stop, memory_order_relaxed))
+				break;
+			int64_t now = host_monotonic_ns();
+			if (!linger_until)
+				linger_until = now + p->linger_ns;
+			else if (now >= linger_until)
+				break;
+		}
+		uint32_t n = b->pub.count;
+		if (n > 0) {
+			count(st->m.out, &st->total_out, n);
+			pthread_mutex_lock(&p->mu);
+			if (p->queue_tail)
+				p->queue_tail->next = b;
+			else
+				p->queue_head = b;
+			p->queue_tail = b;
+			p->queue_records += n;
+			set_queue_gauge(p);
+			pthread_cond_signal(&p->worker_cv);
+			pthread_mutex_unlock(&p->mu);
+			p->inflight++;
+			p->inflight_records += n;
+		} else {
+			batch_reset(b);
+			b->next = p->free_list;
+			p->free_list = b;
+		}
+		if (rc == CV_EOF) {
+			eof = true;
+		} else if (rc < 0 && rc != CV_EAGAIN) {
+			source_error(p, st, rc, &last_error_log);
+			pthread_mutex_lock(&p->mu);
+			struct timespec ts;
+			deadline_after(&ts, TICK_NS);
+			if (!atomic_load(&p->stop))
+				pthread_cond_timedwait(&p->source_cv, &p->mu, &ts);
+			pthread_mutex_unlock(&p->mu);
+		}
+	}
+	atomic_store(&p->source_exited, true);
+	notify_if_done(p);
+	return NULL;
+}
+
+int pipeline_start(struct pipeline *p)
+{
+	/* Sinks first, so everything downstream is ready before data flows. */
+	for (size_t i = p->nstages; i-- > 0;) {
+		int rc = stage_init(&p->stages[i]);
+		if (rc < 0)
+			return rc;
+	}
+	for (size_t i = p->nstages; i-- > 0;) {
+		struct cv_stage *st = &p->stages[i];
+		if (st->plugin->start) {
+			int rc = st->plugin->start(st->state);
+			if (rc < 0) {
+				log_write(CV_LOG_ERROR, p->cfg.name, st->name,
+				          "plugin %s failed to start (error %d)", st->plugin->name,
+				          rc);
+				return rc;
+			}
+		}
+		st->started = true;
+	}
+	int64_t now = host_monotonic_ns();
+	p->heartbeat_source = now;
+	p->heartbeat_worker = now;
+	if (pthread_create(&p->worker_thread, NULL, worker_main, p) != 0)
+		return CV_ENOMEM;
+	if (pthread_create(&p->source_thread, NULL, source_main, p) != 0) {
+		pthread_mutex_lock(&p->mu);
+		p->source_done = true;
+		pthread_cond_signal(&p->worker_cv);
+		pthread_mutex_unlock(&p->mu);
+		pthread_join(p->worker_thread, NULL);
+		return CV_ENOMEM;
+	}
+	p->threads_started = true;
+	return 0;
+}
+
+void pipeline_request_stop(struct pipeline *p, int64_t deadline_ns)
+{
+	int64_t cur = atomic_load(&p->deadline_ns);
+	while (deadline_ns < cur &&
+	       !atomic_compare_exchange_weak(&p->deadline_ns, &cur, deadline_ns))
+		;
+	if (atomic_exchange(&p->stop, true))
+		return;
+	struct cv_stage *src = source_of(p);
+	if (src->initialised && src->plugin->stop)
+		src->plugin->stop(src->state);
+	pthread_mutex_lock(&p->mu);
+	pthread_cond_broadcast(&p->source_cv);
+	pthread_cond_broadcast(&p->worker_cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+bool pipeline_threads_done(const struct pipeline *p)
+{
+	return !p->threads_started ||
+	       (atomic_load(&p->source_exited) && atomic_load(&p->worker_exited));
+}
+
+uint32_t pipeline_join(struct pipeline *p)
+{
+	if (p->threads_started) {
+		pthread_join(p->source_thread, NULL);
+		/* The source may have given up at the deadline with the queue still
+		 * full: let the worker see the end. */
+		pthread_mutex_lock(&p->mu);
+		p->source_done = true;
+		pthread_cond_signal(&p->worker_cv);
+		pthread_mutex_unlock(&p->mu);
+		pthread_join(p->worker_thread, NULL);
+		p->threads_started = false;
+	}
+	return p->inflight;
+}
+
+bool pipeline_ready(const struct pipeline *p, const char **why)
+{
+	for (size_t i = 0; i < p->nstages; i++) {
+		const struct cv_stage *st = &p->stages[i];
+		if (!st->started) {
+			*why = st->name;
+			return false;
+		}
+		if (!atomic_load(&st->healthy)) {
+			*why = st->name;
+			return false;
+		}
+	}
+	return true;
+}
+
+bool pipeline_alive(const struct pipeline *p, int64_t stuck_ns, const char **why)
+{
+	if (!p->threads_started)
+		return true; /* finished, or not started yet */
+	int64_t now = host_monotonic_ns();
+	const struct cv_stage *src = source_of(p);
+	int64_t busy = atomic_load(&src->busy_since);
+	if (busy && now - busy > stuck_ns) {
+		*why = src->name;
+		return false;
+	}
+	if (now - atomic_load(&p->heartbeat_source) > stuck_ns) {
+		*why = "source loop";
+		return false;
+	}
+	for (size_t i = 1; i + 1 < p->nstages; i++) {
+		busy = atomic_load(&p->stages[i].busy_since);
+		if (busy && now - busy > stuck_ns) {
+			*why = p->stages[i].name;
+			return false;
+		}
+	}
+	return true;
+}
+
+uint64_t pipeline_source_out(const struct pipeline *p)
+{
+	return atomic_load(&source_of(p)->total_out);
+}
+
+uint64_t pipeline_sink_delivered(const struct pipeline *p)
+{
+	return atomic_load(&sink_of(p)->total_out);
+}
+
+void pipeline_free(struct pipeline *p)
+{
+	if (!p)
+		return;
+	if (p->threads_started)
+		pipeline_join(p);
+	if (p->stages) {
+		/* Sink first: it may settle its last records while it shuts down. */
+		for (size_t i = p->nstages; i-- > 1;)
+			stage_destroy(&p->stages[i]);
+		struct cv_stage *src = source_of(p);
+		struct batch *done = p->done_head;
+		p->done_head = NULL;
+		for (; done; done = done->next)
+			if (src->initialised && src->plugin->ack)
+				src->plugin->ack(src->state, &done->pub);
+		stage_destroy(src);
+	}
+	for (size_t i = 0; i < p->npool; i++)
+		batch_free(p->pool[i]);
+	free(p->pool);
+	free(p->latency_bounds_ns);
+	dead_letter_close(p->dead_letter);
+	pthread_cond_destroy(&p->worker_cv);
+	pthread_cond_destroy(&p->source_cv);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+}

@@ -1,0 +1,128 @@
+/* pipeline.h - the runtime of one pipeline: source -> bounded queue ->
+ * transforms -> sink, in batches, on two threads, with acknowledgements
+ * flowing back to the source.
+ *
+ * The source thread owns the batch pool: it takes a free batch, has the
+ * source fill it, and queues it. The worker thread runs the transforms and
+ * hands the batch to the sink. When the sink has settled every record (on
+ * any thread), the batch goes to the source thread's completed list; the
+ * source's ack callback sees it there, and it returns to the pool. The pool
+ * is the bound on records and bytes in flight: a slow sink slows the source.
+ */
+#ifndef CONVEYOR_PIPELINE_H
+#define CONVEYOR_PIPELINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "runtime/batch.h"
+#include "metrics/metrics.h"
+#include "runtime/stage.h"
+
+struct dead_letter;
+
+struct pipeline_config {
+	const char *name;
+	uint32_t batch_records; /* records per batch */
+	uint32_t max_records;   /* records in flight, all batches */
+	uint64_t max_bytes;     /* bytes in flight, all batches */
+	int64_t linger_ns;      /* a partial batch waits this long for more; <0: default */
+	bool metrics_enabled;
+	const char *dead_letter_path; /* NULL: rejected records are logged and counted */
+	/* Called from the pipeline's last thread to end, so the engine learns at
+	 * once that a finite pipeline is done. May be NULL. */
+	void (*on_done)(void *ctx);
+	void *on_done_ctx;
+};
+
+struct pipeline {
+	struct pipeline_config cfg;
+	struct cv_stage *stages; /* [0] source, [1..n-2] transforms, [n-1] sink */
+	size_t nstages;
+	struct metrics *registry;
+
+	/* The pool grows on demand (source thread only) while the records and
+	 * bytes in flight stay under the bounds: small batches from a slow
+	 * source do not starve a sink that gathers records across batches. */
+	struct batch **pool;
+	size_t npool, max_pool;
+	uint32_t batch_records;
+	uint16_t slots;
+	size_t arena_bytes;
+	uint64_t pool_bytes, max_bytes;
+	uint32_t max_records;
+	int64_t linger_ns;
+	struct batch *free_list;   /* source thread only */
+	uint32_t inflight;         /* batches; source thread only */
+	uint64_t inflight_records; /* source thread only */
+
+	pthread_mutex_t mu;
+	pthread_cond_t worker_cv; /* a batch was queued, or the source is done */
+	pthread_cond_t source_cv; /* a batch completed */
+	struct batch *queue_head, *queue_tail;
+	uint32_t queue_records;
+	struct batch *done_head; /* completed batches for the source */
+	bool source_done;
+
+	_Atomic bool stop;
+	_Atomic bool source_exited;
+	_Atomic bool worker_exited;
+	_Atomic bool done_notified;
+	_Atomic int64_t deadline_ns;      /* drain deadline (monotonic), once stopping */
+	_Atomic int64_t heartbeat_source; /* monotonic ns of the last loop turn */
+	_Atomic int64_t heartbeat_worker;
+	bool detached; /* a stage harness: no threads, completions counted */
+	_Atomic uint64_t detached_completed;
+
+	struct metric_series *latency;
+	int64_t *latency_bounds_ns; /* bucket upper bounds in ns */
+	size_t nlatency;
+
+	struct dead_letter *dead_letter;
+	_Atomic int64_t last_warn_ns;
+	_Atomic uint64_t warn_suppressed;
+	pthread_t source_thread, worker_thread;
+	bool threads_started;
+};
+
+/* Makes a pipeline of `stages` (the caller keeps the array, which must
+ * outlive the pipeline).
+ * Allocates the batch pool and registers metrics. Returns NULL on failure. */
+struct pipeline *pipeline_new(const struct pipeline_config *cfg, struct cv_stage *stages,
+                              size_t nstages, struct metrics *registry);
+/* Inits and starts every stage, then the threads. 0 or negative (logged). */
+int pipeline_start(struct pipeline *p);
+/* Asks the pipeline to stop: sources stop, queued data drains until
+ * `deadline_ns` (monotonic). Safe from any thread. */
+void pipeline_request_stop(struct pipeline *p, int64_t deadline_ns);
+/* True once both threads returned (or never started). */
+bool pipeline_threads_done(const struct pipeline *p);
+/* Joins the threads; returns the count of batches still unsettled. */
+uint32_t pipeline_join(struct pipeline *p);
+/* Destroys the stages (sink first, source last) and frees everything. */
+void pipeline_free(struct pipeline *p);
+
+/* True when every stage started and reports healthy; `why` names the first
+ * that is not. */
+bool pipeline_ready(const struct pipeline *p, const char **why);
+/* True when the threads are alive and no plugin call is stuck longer than
+ * `stuck_ns`. */
+bool pipeline_alive(const struct pipeline *p, int64_t stuck_ns, const char **why);
+
+/* Called by the host API when the sink settled the batch's last record. */
+void pipeline_batch_complete(struct batch *b);
+/* Drops the host's own hold on a batch taken while the sink's write runs. */
+void pipeline_batch_release(struct batch *b);
+/* Called by the host API for a record the sink rejected for good. */
+void pipeline_record_rejected(struct batch *b, uint32_t index, const char *reason);
+/* Called by the host API when a stage dead-letters input. */
+void pipeline_dead_letter(struct cv_stage *st, const void *raw, size_t raw_len,
+                          const struct cv_record *record, const char *reason);
+
+/* Sink records delivered so far / source records out so far (for summaries). */
+uint64_t pipeline_source_out(const struct pipeline *p);
+uint64_t pipeline_sink_delivered(const struct pipeline *p);
+
+#endif

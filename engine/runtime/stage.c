@@ -1,0 +1,67 @@
+#include "runtime/stage.h"
+
+#include <stdlib.h>
+
+#include "runtime/host_api.h"
+#include "base/log.h"
+#include "runtime/plugin_loader.h"
+
+int stage_metrics_register(struct cv_stage *st, struct metrics *registry)
+{
+	static const char *const names[] = {"pipeline", "stage", "plugin", "kind"};
+	const char *values[] = {st->pipeline_name, st->name, st->plugin->name,
+	                        plugin_kind_name(st->plugin->kind)};
+	struct {
+		struct metric_series **slot;
+		enum metric_type type;
+		const char *name;
+		const char *help;
+	} defs[] = {
+	        {&st->m.in, METRIC_COUNTER, "conveyor_stage_records_in_total",
+	         "Records handed to the stage (transforms, sinks)."},
+	        {&st->m.out, METRIC_COUNTER, "conveyor_stage_records_out_total",
+	         "Records the stage emitted (sources, transforms) or delivered (sinks, on "
+	         "acknowledgement)."},
+	        {&st->m.dropped, METRIC_COUNTER, "conveyor_stage_records_dropped_total",
+	         "Records filtered out or rejected."},
+	        {&st->m.errors, METRIC_COUNTER, "conveyor_stage_errors_total",
+	         "Failed calls and failed deliveries."},
+	        {&st->m.batches, METRIC_COUNTER, "conveyor_stage_batches_total",
+	         "Calls into the plugin."},
+	        {&st->m.duration, METRIC_HISTOGRAM, "conveyor_stage_duration_seconds",
+	         "Time spent inside the plugin per call."},
+	        {&st->m.queue, METRIC_GAUGE, "conveyor_stage_queue_records",
+	         "Records waiting in front of the stage."},
+	};
+	for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
+		struct metric_family *f = metrics_family(registry, defs[i].type, defs[i].name,
+		                                         defs[i].help, names, 4, NULL, 0);
+		if (!f || !(*defs[i].slot = metrics_series(f, values)))
+			return -2;
+	}
+	return 0;
+}
+
+int stage_init(struct cv_stage *st)
+{
+	void *state = NULL;
+	int rc = st->plugin->init(st, &host_api, st->config, &state);
+	if (rc < 0) {
+		log_write(CV_LOG_ERROR, st->pipeline_name, st->name,
+		          "plugin %s failed to initialise (error %d)", st->plugin->name, rc);
+		return rc;
+	}
+	st->state = state;
+	st->initialised = true;
+	return 0;
+}
+
+void stage_destroy(struct cv_stage *st)
+{
+	if (st->initialised) {
+		st->plugin->destroy(st->state);
+		st->initialised = false;
+		st->state = NULL;
+	}
+	host_api_free_metrics(st);
+}

@@ -1,0 +1,58 @@
+/* stage.h - one stage of one pipeline as the host sees it: the plugin, its
+ * state and config, its health, and the instrumentation the host wraps
+ * around every call. This struct is `struct cv_stage`, opaque to plugins. */
+#ifndef CONVEYOR_STAGE_H
+#define CONVEYOR_STAGE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <conveyor/plugin.h>
+
+#include "metrics/metrics.h"
+
+struct pipeline;
+
+/* The host-injected metrics of a stage; all NULL when instrumentation is off. */
+struct stage_metrics {
+	struct metric_series *in;
+	struct metric_series *out;
+	struct metric_series *dropped;
+	struct metric_series *errors;
+	struct metric_series *batches;
+	struct metric_series *duration;
+	struct metric_series *queue;
+};
+
+struct cv_stage {
+	struct pipeline *pipeline;
+	const char *pipeline_name;
+	const char *name;
+	const struct cv_plugin *plugin;
+	const void *config;
+	void *state;
+	struct metrics *registry; /* for plugin-registered metrics */
+	bool initialised;
+	bool started;
+	_Atomic bool healthy;
+	_Atomic int64_t busy_since; /* ns: inside a plugin callback since; 0 when not */
+	struct stage_metrics m;
+	struct cv_metric *plugin_metrics; /* registered by the plugin; freed here */
+	/* Totals kept even with instrumentation off, for the rate summary. */
+	_Atomic uint64_t total_out;
+	_Atomic uint64_t total_dropped;
+	_Atomic uint64_t total_errors;
+	_Atomic uint64_t total_dead_lettered;
+};
+
+/* Registers the stage's host metrics in `registry` (labels pipeline, stage,
+ * plugin, kind). Returns 0 or -2. */
+int stage_metrics_register(struct cv_stage *st, struct metrics *registry);
+
+/* Inits the plugin with its config; logs and returns negative on failure. */
+int stage_init(struct cv_stage *st);
+/* Calls the plugin's destroy if it was initialised. */
+void stage_destroy(struct cv_stage *st);
+
+#endif

@@ -1,0 +1,44 @@
+/* options.h - validates a stage's options against a plugin's option schema,
+ * fills the plugin's config struct, and prints the schema as documentation.
+ */
+#ifndef CONVEYOR_OPTIONS_H
+#define CONVEYOR_OPTIONS_H
+
+#include <stdio.h>
+
+#include <conveyor/plugin.h>
+
+#include "base/diag.h"
+#include "spec/spec_tree.h"
+
+/* A filled config: `data` is config_size bytes (as the plugin's struct), and
+ * everything its pointers reference is owned here. */
+struct options_config {
+	void *data;
+	void *arena; /* private: strings, lists, maps */
+};
+
+/* Validates the map node `stage` (one source/transform/sink entry of a spec)
+ * against `options`, skipping the host's own keys listed in `reserved`
+ * (NULL-terminated, e.g. "plugin", "name"). Dotted option names match nested
+ * maps (tls: {ca_file: x}) or dotted keys ("tls.ca_file": x). A secret option
+ * NAME also accepts NAME_file (content read, trailing newline stripped).
+ * Reports every problem to `diag` at the offending node: unknown keys (listing
+ * the valid ones), missing required options, wrong types, values out of range
+ * or not in the enum, bad durations and sizes. Never prints a secret's value.
+ * On success fills `out` (config_size bytes, defaults applied) and returns 0;
+ * else -1. Free with options_config_free(). */
+int options_fill(const char *file, const struct spec_node *stage, const struct cv_option *options,
+                 size_t config_size, const char *const *reserved, struct diag *diag,
+                 struct options_config *out);
+
+void options_config_free(struct options_config *cfg);
+
+/* Prints the options as a table: name, type, default, required/secret,
+ * range or enum values, description. */
+void options_print(FILE *out, const struct cv_option *options);
+
+/* "string", "int", "duration"... */
+const char *options_type_name(enum cv_option_type type);
+
+#endif

@@ -1,0 +1,184 @@
+#include "testing/stage_harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/batch.h"
+#include "runtime/host_api.h"
+#include "metrics/metrics.h"
+#include "spec/options.h"
+#include "runtime/pipeline.h"
+#include "spec/spec_tree.h"
+
+struct harness {
+	struct spec_doc *doc;
+	struct options_config cfg;
+	struct metrics *registry;
+	struct pipeline *pipeline; /* detached: no threads */
+	struct cv_stage stage;
+	struct batch *batch;
+	uint64_t acked[3]; /* settled records of batches already reset */
+};
+
+int harness_open(const struct cv_plugin *plugin, const char *options_yaml, uint32_t batch_records,
+                 struct harness **out)
+{
+	static const char *const reserved[] = {"plugin", "name", NULL};
+	static const struct cv_option none[] = {{0}};
+	struct harness *h = calloc(1, sizeof *h);
+	if (!h)
+		return CV_ENOMEM;
+	struct diag diag = {.out = stderr};
+	const char *text = options_yaml && *options_yaml ? options_yaml : "{}";
+	if (spec_doc_parse("<harness options>", text, strlen(text), &diag, &h->doc) < 0 ||
+	    options_fill("<harness options>", h->doc->root,
+	                 plugin->options ? plugin->options : none, plugin->config_size, reserved,
+	                 &diag, &h->cfg) < 0) {
+		harness_close(h);
+		return CV_EINVAL;
+	}
+	h->registry = metrics_new();
+	h->pipeline = calloc(1, sizeof *h->pipeline);
+	h->batch = batch_new(batch_records ? batch_records : 1024, 8, 4u << 20);
+	if (!h->registry || !h->pipeline || !h->batch) {
+		harness_close(h);
+		return CV_ENOMEM;
+	}
+	h->pipeline->detached = true;
+	h->pipeline->cfg.name = "test";
+	h->pipeline->stages = &h->stage;
+	h->pipeline->nstages = 1;
+	h->batch->pipeline = h->pipeline;
+	h->stage.pipeline = h->pipeline;
+	h->stage.pipeline_name = "test";
+	h->stage.name = plugin->name;
+	h->stage.plugin = plugin;
+	h->stage.config = h->cfg.data;
+	h->stage.registry = h->registry;
+	atomic_store(&h->stage.healthy, true);
+	int rc = stage_init(&h->stage);
+	if (rc == 0 && plugin->start)
+		rc = plugin->start(h->stage.state);
+	if (rc < 0) {
+		harness_close(h);
+		return rc;
+	}
+	h->stage.started = true;
+	*out = h;
+	return 0;
+}
+
+const struct cv_host_api *harness_api(struct harness *h)
+{
+	return &host_api;
+}
+
+void *harness_state(struct harness *h)
+{
+	return h->stage.state;
+}
+
+static void tally(struct harness *h, uint64_t counts[3])
+{
+	memcpy(counts, h->acked, sizeof h->acked);
+	const struct cv_batch *b = &h->batch->pub;
+	for (uint32_t i = 0; i < b->count; i++) {
+		uint16_t f = b->records[i].flags;
+		counts[CV_ACK_DELIVERED] += !!(f & CV_RECORD_DELIVERED);
+		counts[CV_ACK_REJECTED] += !!(f & CV_RECORD_REJECTED);
+		counts[CV_ACK_FAILED] += !!(f & CV_RECORD_FAILED);
+	}
+}
+
+struct cv_batch *harness_batch(struct harness *h)
+{
+	tally(h, h->acked);
+	batch_reset(h->batch);
+	return &h->batch->pub;
+}
+
+int harness_read(struct harness *h, struct cv_batch **batch)
+{
+	struct cv_batch *b = harness_batch(h);
+	*batch = b;
+	return h->stage.plugin->read(h->stage.state, b);
+}
+
+int harness_process(struct harness *h, struct cv_batch *batch)
+{
+	return h->stage.plugin->process(h->stage.state, batch);
+}
+
+int harness_write(struct harness *h, struct cv_batch *batch)
+{
+	struct batch *b = batch_of(batch);
+	atomic_store(&b->pending, batch->live + 1); /* as the pipeline: a hold during write */
+	int rc = h->stage.plugin->write(h->stage.state, batch);
+	if (rc < 0)
+		host_api.ack_batch(batch, CV_ACK_FAILED, "write failed");
+	else if (!(h->stage.plugin->flags & CV_PLUGIN_ASYNC_ACK))
+		host_api.ack_batch(batch, CV_ACK_DELIVERED, NULL);
+	pipeline_batch_release(b);
+	return rc;
+}
+
+uint64_t harness_acked(struct harness *h, enum cv_ack outcome)
+{
+	uint64_t counts[3];
+	tally(h, counts);
+	return (unsigned)outcome < 3 ? counts[outcome] : 0;
+}
+
+uint64_t harness_dead_lettered(struct harness *h)
+{
+	return atomic_load(&h->stage.total_dead_lettered);
+}
+
+double harness_metric(struct harness *h, const char *name, const char *label_value)
+{
+	struct strbuf sb = {0};
+	double value = -1;
+	if (metrics_render(h->registry, &sb) < 0 || !sb.data) {
+		strbuf_free(&sb);
+		return -1;
+	}
+	size_t nlen = strlen(name);
+	char want[256];
+	snprintf(want, sizeof want, "=\"%s\"", label_value ? label_value : "");
+	for (char *line = sb.data; line && *line;) {
+		char *end = strchr(line, '\n');
+		if (end)
+			*end = '\0';
+		if (strncmp(line, name, nlen) == 0 && (line[nlen] == '{' || line[nlen] == ' ') &&
+		    (!label_value || strstr(line, want))) {
+			char *sp = strrchr(line, ' ');
+			if (sp)
+				value = strtod(sp + 1, NULL);
+			break;
+		}
+		line = end ? end + 1 : NULL;
+	}
+	strbuf_free(&sb);
+	return value;
+}
+
+void harness_close(struct harness *h)
+{
+	if (!h)
+		return;
+	const struct cv_plugin *pl = h->stage.plugin;
+	if (h->stage.initialised) {
+		if (pl->stop)
+			pl->stop(h->stage.state);
+		if (pl->flush)
+			pl->flush(h->stage.state, host_now_ns() + 5 * 1000000000LL);
+	}
+	stage_destroy(&h->stage);
+	batch_free(h->batch);
+	free(h->pipeline);
+	metrics_free(h->registry);
+	options_config_free(&h->cfg);
+	spec_doc_free(h->doc);
+	free(h);
+}
