@@ -496,9 +496,9 @@ static inline bool lp_backslash_ok(const char *s, size_t i, size_t n)
 bool cv_influx_name_valid(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (lp_class[c] == LP_REFUSE ||
-		    (lp_class[c] == LP_BACKSLASH && !lp_backslash_ok(s, i, n)))
+		unsigned k = lp_class[(unsigned char)s[i]];
+		if (__builtin_expect(k >= LP_BACKSLASH, 0) &&
+		    (k == LP_REFUSE || !lp_backslash_ok(s, i, n)))
 			return false;
 	}
 	return true;
@@ -511,18 +511,21 @@ static char *influx_name(char *out, const char *s, size_t n, bool equals)
 {
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
-		switch ((enum lp_byte)lp_class[(unsigned char)c]) {
-		case LP_PLAIN: break;
-		case LP_ESCAPE: *out++ = '\\'; break;
-		case LP_EQUALS:
-			if (equals)
-				*out++ = '\\';
-			break;
-		case LP_BACKSLASH:
-			if (!lp_backslash_ok(s, i, n))
-				return NULL;
-			break;
-		case LP_REFUSE: return NULL;
+		unsigned k = lp_class[(unsigned char)c];
+		if (__builtin_expect(k != LP_PLAIN, 0)) {
+			switch ((enum lp_byte)k) {
+			case LP_PLAIN: break;
+			case LP_ESCAPE: *out++ = '\\'; break;
+			case LP_EQUALS:
+				if (equals)
+					*out++ = '\\';
+				break;
+			case LP_BACKSLASH:
+				if (!lp_backslash_ok(s, i, n))
+					return NULL;
+				break;
+			case LP_REFUSE: return NULL;
+			}
 		}
 		*out++ = c;
 	}

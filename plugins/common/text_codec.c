@@ -1,6 +1,6 @@
 /* text_codec.c - UTF-8 validation, JSON string escaping and base64; see the
- * header. The escaper is on the record encoder's hot path: plain ASCII goes
- * 8 bytes at a time. */
+ * header (which holds the escaper's fast path, inlined where it is called:
+ * the record encoder's hot path). */
 #include "text_codec.h"
 
 #include <string.h>
@@ -77,43 +77,10 @@ const unsigned char cv_json_special[256] = {
 };
 /* clang-format on */
 
-char *cv_json_escape(char *out, const char *str, size_t n, enum cv_json_bad_utf8 bad)
+char *cv_json_escape_from(char *out, const char *str, size_t i, size_t n, enum cv_json_bad_utf8 bad)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *s = (const unsigned char *)str;
-	size_t i = 0;
-	/* Fast path: 8 bytes at a time while none needs escaping or is past
-	 * ASCII (most names and values); the first word that has one falls
-	 * through to the byte loop below, which starts at that word. */
-	while (n - i >= 8) {
-		uint64_t v;
-		memcpy(&v, s + i, 8);
-		if (cv_json_swar_special(v))
-			break;
-		memcpy(out, &v, 8);
-		out += 8;
-		i += 8;
-	}
-	if (n >= 4 && n < 8) {
-		/* 4 to 7 bytes: the first 4 and the last 4, overlapping. */
-		uint32_t lo, hi;
-		memcpy(&lo, s, 4);
-		memcpy(&hi, s + n - 4, 4);
-		if (!cv_json_swar_special(lo | (uint64_t)hi << 32)) {
-			memcpy(out, &lo, 4);
-			memcpy(out + n - 4, &hi, 4);
-			return out + n;
-		}
-	} else if (i < n && n - i < 8 && n >= 8) {
-		/* The last bytes as the last 8, overlapping what the loop above
-		 * copied already (so checked plain). */
-		uint64_t v;
-		memcpy(&v, s + n - 8, 8);
-		if (!cv_json_swar_special(v)) {
-			memcpy(out - i + (n - 8), &v, 8);
-			return out + (n - i);
-		}
-	}
 	while (i < n) {
 		unsigned c = s[i];
 		if (!cv_json_special[c]) {

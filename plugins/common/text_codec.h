@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* ------------------------------------------------------------------------ */
 /* UTF-8                                                                      */
@@ -61,12 +62,62 @@ enum cv_json_bad_utf8 {
 /* Room cv_json_escape may need for n bytes of input (quotes not included). */
 #define CV_JSON_ESCAPED_MAX(n) (6 * (size_t)(n))
 
+/* The escaper from byte i on, one byte at a time: cv_json_escape's slow
+ * path, out of line. */
+char *cv_json_escape_from(char *out, const char *s, size_t i, size_t len,
+                          enum cv_json_bad_utf8 bad);
+
 /* Writes the inside of the JSON string literal of the len bytes at s (no
  * quotes) at out, which has room for CV_JSON_ESCAPED_MAX(len) bytes. The
  * quote and the backslash are escaped, so are control characters (\b \f \n
  * \r \t, the others \u00XX); valid UTF-8 is copied. Returns the end of what
- * it wrote, or NULL for bytes that are not UTF-8 under CV_JSON_REFUSE. */
-char *cv_json_escape(char *out, const char *s, size_t len, enum cv_json_bad_utf8 bad);
+ * it wrote, or NULL for bytes that are not UTF-8 under CV_JSON_REFUSE.
+ * Inline: plain ASCII (most names and values) goes 8 bytes at a time. */
+static inline char *cv_json_escape(char *out, const char *str, size_t n, enum cv_json_bad_utf8 bad)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+	/* 8 bytes at a time while none needs escaping or is past ASCII; the
+	 * first word that has one goes to the byte loop, from that word. */
+	while (n - i >= 8) {
+		uint64_t v;
+		memcpy(&v, s + i, 8);
+		if (cv_json_swar_special(v))
+			break;
+		memcpy(out, &v, 8);
+		out += 8;
+		i += 8;
+	}
+	if (n < 4) {
+		for (; i < n; i++) {
+			if (cv_json_special[s[i]])
+				return cv_json_escape_from(out, str, i, n, bad);
+			*out++ = (char)s[i];
+		}
+		return out;
+	}
+	if (n < 8) {
+		/* 4 to 7 bytes: the first 4 and the last 4, overlapping. */
+		uint32_t lo, hi;
+		memcpy(&lo, s, 4);
+		memcpy(&hi, s + n - 4, 4);
+		if (!cv_json_swar_special(lo | (uint64_t)hi << 32)) {
+			memcpy(out, &lo, 4);
+			memcpy(out + n - 4, &hi, 4);
+			return out + n;
+		}
+	} else if (i < n && n - i < 8) {
+		/* The last bytes as the last 8, overlapping what the loop above
+		 * copied already (so checked plain). */
+		uint64_t v;
+		memcpy(&v, s + n - 8, 8);
+		if (!cv_json_swar_special(v)) {
+			memcpy(out - i + (n - 8), &v, 8);
+			return out + (n - i);
+		}
+	}
+	return i < n ? cv_json_escape_from(out, str, i, n, bad) : out;
+}
 
 /* ------------------------------------------------------------------------ */
 /* Base64 (RFC 4648, standard alphabet, with padding)                         */
