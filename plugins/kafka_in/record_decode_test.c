@@ -339,6 +339,12 @@ static void test_round_trip(void **state)
 
 /* Line protocol: the decoder refuses what the encoder cannot write, so
  * every line it takes encodes, and reads back as the same record. */
+/* A string literal with its length, NULs included. */
+#define TEXT(s)                                                                                    \
+	{                                                                                          \
+		s, sizeof(s) - 1                                                                   \
+	}
+
 static void test_influx_agreement(void **state)
 {
 	struct cv_record *r;
@@ -349,19 +355,19 @@ static void test_influx_agreement(void **state)
 		const char *text;
 		size_t len;
 	} refused[] = {
-	        {"a\0b f=1 1", 9},         /* NUL in a measurement */
-	        {"m,k=v\0w f=1 1", 13},    /* NUL in a tag value */
-	        {"m f=1,\tg=2 1", 12},     /* a field key starting with tab */
-	        {"m,k\x01=v f=1 1", 14},   /* a control character in a tag key */
-	        {"m\x1f f=1 1", 9},        /* ...in a measurement */
-	        {"m,t=a,t=b f=1 1", 15},   /* a tag key twice */
-	        {"m,time=x f=1 1", 14},    /* "time" as a tag key */
-	        {"m time=1 1", 10},        /* "time" as a field key */
-	        {"m\\=x f=1 1", 10},       /* a backslash before '=' */
-	        {"m\\\"x f=1 1", 10},      /* a backslash before '"' */
-	        {"m,k=a\\\\,b f=1 1", 15}, /* decodes to a backslash before ',' */
-	        {"m,k=a\\ f=1 1", 12},     /* ...last in a tag value */
-	        {"m f\\\\\\ =1 1", 11},    /* ...before ' ' in a field key */
+	        TEXT("a\0b f=1 1"),        /* NUL in a measurement */
+	        TEXT("m,k=v\0w f=1 1"),    /* NUL in a tag value */
+	        TEXT("m f=1,\tg=2 1"),     /* a field key starting with tab */
+	        TEXT("m,k\x01=v f=1 1"),   /* a control character in a tag key */
+	        TEXT("m\x1f f=1 1"),       /* ...in a measurement */
+	        TEXT("m,t=a,t=b f=1 1"),   /* a tag key twice */
+	        TEXT("m,time=x f=1 1"),    /* "time" as a tag key */
+	        TEXT("m time=1 1"),        /* "time" as a field key */
+	        TEXT("m\\=x f=1 1"),       /* a backslash before '=' */
+	        TEXT("m\\\"x f=1 1"),      /* a backslash before '"' */
+	        TEXT("m,k=a\\\\,b f=1 1"), /* decodes to a backslash before ',' */
+	        TEXT("m,k=a\\ f=1 1"),     /* ...last in a tag value */
+	        TEXT("m f\\\\\\ =1 1"),    /* ...before ' ' in a field key */
 	};
 	for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
 		r = fresh();
