@@ -311,8 +311,8 @@ static void warn_limited(struct pipeline *p, const char *stage, const char *what
 	}
 	atomic_store(&p->warn_suppressed, 0);
 	log_write(CV_LOG_WARN, p->cfg.name, stage,
-	          "%s: %s (no usable dead_letter file: counted as dropped, not kept; %llu such "
-	          "records in this pipeline so far)",
+	          "%s: %s (no usable dead_letter file: counted as dropped; records of this "
+	          "pipeline not kept so far: %llu)",
 	          what, reason ? reason : "no reason given", (unsigned long long)total);
 }
 
@@ -321,8 +321,8 @@ void pipeline_warn_unrouted_final(struct pipeline *p)
 	if (atomic_exchange(&p->warn_suppressed, 0) == 0)
 		return;
 	log_write(CV_LOG_WARN, p->cfg.name, NULL,
-	          "records rejected or dead-lettered with no usable dead_letter file: %llu such "
-	          "records in this pipeline in all",
+	          "records rejected or dead-lettered with no usable dead_letter file: records of "
+	          "this pipeline not kept in all: %llu",
 	          (unsigned long long)atomic_load(&p->unrouted));
 }
 

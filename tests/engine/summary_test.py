@@ -152,7 +152,7 @@ def test_rejections_without_dead_letter_warned_with_count():
              counts["failed"] == 0, "summary %s" % counts)
     warnings = [r["message"] for r in logs if r["level"] == "warn" and r.get("pipeline") == "rej"]
     running = [int(m.group(1)) for m in
-               (re.search(r"(\d+) such records in this pipeline", w) for w in warnings) if m]
+               (re.search(r"not kept (?:so far|in all): (\d+)", w) for w in warnings) if m]
     ct.check(running, "no warning carries a running count:\n%s" % "\n".join(warnings))
     ct.check(running == sorted(running), "running counts go down: %s" % running)
     # Every record that went nowhere: the rejected ones and the two inputs
