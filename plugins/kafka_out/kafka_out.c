@@ -87,7 +87,13 @@ static const char *const managed_properties[] = {
 };
 
 /* Producer defaults, before the user's properties (which win). Tuned for
- * throughput with bounded memory: larger batches and a short linger. */
+ * throughput with bounded memory: larger batches and a short linger.
+ * linger.ms (librdkafka's default, 5) is what a message waits at most for
+ * its partition's batch to fill; at 1k records/s it is most of the
+ * producer's latency (about 5 ms), and a shorter one only makes smaller
+ * requests when the producer runs flat out (more CPU per message: measured
+ * with kcat against the mock cluster at 1 ms), since librdkafka sends a
+ * batch at the linger whether or not the connection is idle. */
 static const char *const default_properties[][2] = {
         {"enable.idempotence", "true"},
         {"acks", "all"},
