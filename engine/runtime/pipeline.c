@@ -533,6 +533,7 @@ static int fill_batch(struct pipeline *p, struct cv_stage *st, struct batch *b)
 		    p->linger_ns == 0 || atomic_load_explicit(&p->stop, memory_order_relaxed))
 			return rc;
 		int64_t now = host_monotonic_ns();
+		atomic_store_explicit(&p->heartbeat_source, now, memory_order_relaxed);
 		if (!linger_until)
 			linger_until = now + p->linger_ns;
 		else if (now >= linger_until)
