@@ -43,7 +43,10 @@ from suite_kafka import _Mock, _free_port  # noqa: E402
 TITLE = "end-to-end latency vs offered rate (kafka, separate processes); batch size sweep"
 
 LATENCY = "conveyor_pipeline_latency_seconds"
-RATES = [1000, 3000, 10000, 30000, 100000]
+# Up to 30k/s: past ~40k/s the mock cluster's consumer side falls behind on
+# this 2-core machine (it returns one message set per partition per fetch),
+# before and after the change alike, and the topic is pruned under it.
+RATES = [1000, 3000, 10000, 30000]
 QUICK_RATES = [1000, 10000]
 TARGETS = {1000: 0.025, 10000: 0.050}  # p99, seconds
 PARTITIONS = 8  # line-1..line-5 land in 5 different partitions (tests/kafka)
@@ -347,7 +350,13 @@ def run(ctx):
         windows = 3 if rate in TARGETS and not quick else 1
         ctx.progress("latency: %d records/s offered, %d x %d s (null sink)" % (
             rate, windows, measure_s))
-        m = _measure(ctx, rate, windows, measure_s, warm_s)
+        try:
+            m = _measure(ctx, rate, windows, measure_s, warm_s)
+        except RuntimeError as e:  # one rate failing does not hide the others
+            ctx.progress("latency: %d/s failed: %s" % (rate, e))
+            rows.append(_row("p99 at %s/s offered" % _k(rate), None, "ms", ok=False,
+                             error=str(e)))
+            continue
         ctx.progress("latency: %d/s: p50 %.1f ms, p99 %.1f ms (windows: %s), delivered %.0f/s, "
                      "load %.1f-%.1f" % (rate, _ms(m["p50"]), _ms(m["p99"]),
                                          ", ".join("%.1f" % _ms(w["p99"]) for w in m["windows"]),
@@ -405,7 +414,7 @@ def run(ctx):
         rows.append({"benchmark": "demo (conveyor run, no spec)", "metric": "processor " + q,
                      "value": _ms(v), "unit": "ms", "baseline": None, "ratio": None,
                      "target": None, "ok": None, "records": n})
-    sweep = _batch_sweep(ctx, 1_000_000 if quick else 4_000_000, 1 if quick else 3)
+    sweep = _batch_sweep(ctx, 2_000_000 if quick else 10_000_000, 1 if quick else 3)
     for size in BATCH_SIZES:
         rates_ = sorted(r for r, _ in sweep[size])
         cpus = sorted(c for _, c in sweep[size])
