@@ -256,6 +256,92 @@ def engine_pipeline(objs, workload, container):
     fail("%s: %s is on no volume mount" % (name_of(workload), path))
 
 
+def _glob_regex(glob):
+    """A .gitignore glob as a regex over a slash-separated path."""
+    out, i = [], 0
+    while i < len(glob):
+        c = glob[i]
+        if glob.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+            continue
+        if glob.startswith("/**", i) and i + 3 == len(glob):
+            out.append("/.*")
+            i += 3
+            continue
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            j = glob.find("]", i + 1)
+            if j < 0:
+                out.append(re.escape(c))
+            else:
+                body = glob[i + 1:j]
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append("[" + body.replace("\\", "\\\\") + "]")
+                i = j
+        elif c == "\\" and i + 1 < len(glob):
+            i += 1
+            out.append(re.escape(glob[i]))
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
+
+
+def _gitignore_rules(directory):
+    """[(negated, dir_only, regex)] of directory/.gitignore, in file order."""
+    rules = []
+    try:
+        with open(os.path.join(directory, ".gitignore")) as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return rules
+    for line in lines:
+        line = line.rstrip()
+        if not line or line.startswith("#"):
+            continue
+        negated = line.startswith("!")
+        if negated:
+            line = line[1:]
+        dir_only = line.endswith("/")
+        line = line.rstrip("/")
+        # A slash before the end anchors the pattern to this folder; without
+        # one it matches a name at any depth.
+        anchored = "/" in line
+        body = _glob_regex(line.lstrip("/"))
+        rules.append((negated, dir_only, re.compile(body if anchored else "(?:.*/)?" + body)))
+    return rules
+
+
+def gitignored(rel):
+    """Whether git would ignore the file rel (relative to the source dir),
+    read from the .gitignore files on its way down, so that it also answers
+    in a release tarball (no .git, maybe no git). Global and .git/info
+    excludes are not the project's and are left out on purpose."""
+    parts = rel.split("/")
+    for depth in range(1, len(parts) + 1):
+        # A folder that is ignored takes everything below it along (git
+        # does not look inside it, so no later rule can re-include).
+        prefix = "/".join(parts[:depth])
+        is_dir = depth < len(parts)
+        ignored = False
+        for level in range(depth):
+            base = os.path.join(SOURCE_DIR, *parts[:level])
+            sub = "/".join(parts[level:depth])
+            for negated, dir_only, rx in _gitignore_rules(base):
+                if dir_only and not is_dir:
+                    continue
+                if rx.fullmatch(sub):
+                    ignored = not negated
+        if ignored:
+            return True, prefix
+    return False, None
+
+
 def tsc(outdir, files):
     """tsc --noEmit --strict over generated files; (rc, output)."""
     ensure_node_modules()
