@@ -3,6 +3,8 @@
 #
 #   scripts/build-image.sh [options]          build (docker if an engine answers, else buildah)
 #   scripts/build-image.sh podman ARGS...     run podman on the image store this script uses
+#   scripts/build-image.sh base [options]     only make (or reuse) the bookworm base image
+#                                             (scripts/fresh-check.sh runs the README in it)
 #
 # Options:
 #   --tag NAME:TAG     image name (default conveyor:<project version>)
@@ -111,15 +113,26 @@ SOURCES
 	echo "build-image: imported $base_image"
 }
 
+# One build at a time per state dir: debootstrap and the store share it.
+lock_state() {
+	exec 9>"$state_dir/lock"
+	flock -w 1800 9 || die "timed out waiting for another build using $state_dir"
+}
+
+build_base_only() {
+	command -v podman >/dev/null || die "podman not found (apt-get install podman runc debootstrap)"
+	prepare_state
+	lock_state
+	make_base_image
+}
+
 build_with_buildah() {
 	local args
 	command -v buildah >/dev/null || die "no Docker engine and no buildah (apt-get install buildah podman runc debootstrap)"
 	command -v podman >/dev/null || die "podman not found (apt-get install podman)"
 	prepare_state
 	mapfile -t args < <(store_args)
-	# One build at a time per state dir: debootstrap and the store share it.
-	exec 9>"$state_dir/lock"
-	flock -w 1800 9 || die "timed out waiting for another build using $state_dir"
+	lock_state
 	make_base_image
 	buildah "${args[@]}" bud --pull=never --network host --layers \
 		--build-arg BASE_IMAGE="$base_image" \
@@ -146,9 +159,11 @@ if [[ ${1:-} == podman ]]; then
 	run_podman "$@"
 fi
 
+action=build
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	build) shift ;;
+	base) action=base; shift ;;
 	--tag) tag=${2:?--tag needs a value}; shift 2 ;;
 	--builder) builder=${2:?--builder needs a value}; shift 2 ;;
 	--state-dir) state_dir=${2:?--state-dir needs a value}; shift 2 ;;
@@ -158,6 +173,11 @@ while [[ $# -gt 0 ]]; do
 	*) usage >&2; exit 2 ;;
 	esac
 done
+
+if [[ $action == base ]]; then
+	build_base_only
+	exit 0
+fi
 
 case $builder in
 auto)

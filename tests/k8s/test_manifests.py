@@ -544,6 +544,33 @@ def _influxdb_hosts(objs):
     return hosts
 
 
+# What make-secrets.sh and generate-influxdb-certs.sh write into the tree.
+PRIVATE_FILES = ("k8s/secrets.yaml", "k8s/tls/ca.pem", "k8s/tls/ca.key", "k8s/tls/influxdb.pem",
+                 "k8s/tls/influxdb.key")
+
+
+def _check_private_files_ignored():
+    """Secrets and keys written into the tree are git-ignored. Read from the
+    .gitignore files, so that this holds in a release tarball too (no .git,
+    maybe no git); in a checkout with git, git check-ignore must agree."""
+    ct.check(os.path.exists(os.path.join(k.SOURCE_DIR, ".gitignore")),
+             "no .gitignore in %s: secrets written there would be committable" % k.SOURCE_DIR)
+    for rel in PRIVATE_FILES:
+        ct.check(k.gitignored(rel)[0], "%s is not git-ignored (.gitignore)" % rel)
+    for rel in ("k8s/secrets.yaml.template", "k8s/tls/generate-influxdb-certs.sh"):
+        ct.check(not k.gitignored(rel)[0], "%s is git-ignored, but it belongs in the tree" % rel)
+    git = shutil.which("git")
+    if not git or not os.path.exists(os.path.join(k.SOURCE_DIR, ".git")):
+        print("note: no git checkout here (%s): checked the .gitignore patterns only" %
+              ("no .git" if git else "no git"), flush=True)
+        return
+    for rel in PRIVATE_FILES + ("k8s/secrets.yaml.template",):
+        r = subprocess.run([git, "-C", k.SOURCE_DIR, "check-ignore", "-q", "--no-index", rel])
+        ct.check(r.returncode in (0, 1), "git check-ignore %s failed (%d)" % (rel, r.returncode))
+        ct.check((r.returncode == 0) == k.gitignored(rel)[0],
+                 "git and the .gitignore reading disagree on %s" % rel)
+
+
 def test_secrets_and_certificates():
     template = k.yaml_docs(os.path.join(k.K8S, "secrets.yaml.template"))
     wd = k.workdir("secrets")
@@ -551,8 +578,7 @@ def test_secrets_and_certificates():
         json.dump([{"doc": d} for d in template], f)
     rc, _, err = k.node_tool("validate", os.path.join(wd, "template.json"))
     ct.check(rc == 0, "secrets.yaml.template does not validate:\n%s" % err)
-    ignored = subprocess.run(["git", "-C", k.SOURCE_DIR, "check-ignore", "-q", "k8s/secrets.yaml"])
-    ct.check(ignored.returncode == 0, "k8s/secrets.yaml is not git-ignored")
+    _check_private_files_ignored()
     # make-secrets.sh writes the same Secrets, keys and types, no placeholder.
     tls = os.path.join(wd, "tls")
     out = os.path.join(wd, "secrets.yaml")
