@@ -81,7 +81,7 @@ for target in deployment/producer deployment/processor statefulset/kafka; do
 	ready_s=$(wait_for "$max_recovery" "$target to replace $pod" pod_replaced "$uid" "$kind" "$name")
 	flow_s=$(wait_for "$max_recovery" "points written after the fault in InfluxDB" flowing_since "$fault_ns")
 	results+=("$target: replacement ready after ${ready_s}s, data flowing $((flow_s))s after that")
-	log "${results[-1]}"
+	log "${results[${#results[@]} - 1]}"
 	sleep "$settle"
 done
 
