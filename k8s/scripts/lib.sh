@@ -73,7 +73,9 @@ secret_value() {
 port_forward() {
 	local svc=$1 port=$2 out deadline
 	out=$(mktemp)
-	kc port-forward "svc/$svc" ":$port" >"$out" 2>&1 &
+	# Not through kc: $! must be kubectl itself, or the kill at exit would
+	# stop a subshell and leave the forward running.
+	"$KUBECTL" --namespace "$NAMESPACE" port-forward "svc/$svc" ":$port" >"$out" 2>&1 &
 	local pid=$!
 	on_exit "kill $pid 2>/dev/null; rm -f '$out'"
 	deadline=$((SECONDS + 30))

@@ -16,8 +16,10 @@ every call, and keeps every manifest the scripts apply. Checked:
   Loki) and they fail where they must.
 """
 
+import base64
 import json
 import os
+import re
 import stat
 import sys
 
@@ -39,6 +41,12 @@ with open(os.environ["STUB_LOG"], "a") as log:
 while len(args) >= 2 and args[0] in ("--namespace", "-n"):
     args = args[2:]
 line = " ".join(args)
+if args and args[0] == "port-forward":
+    svc = args[1].split("/", 1)[1]
+    print("Forwarding from 127.0.0.1:%d -> %s" % (scenario["pf"][svc], args[2].lstrip(":")), flush=True)
+    import time
+    time.sleep(120)  # killed by the script at its exit
+    sys.exit(0)
 if args and args[0] == "kustomize":
     os.execv(os.environ["REAL_KUBECTL"], [os.environ["REAL_KUBECTL"]] + args)
 if args[:1] == ["apply"] and "-f" in args:
@@ -185,6 +193,115 @@ def test_load_test_checks_metrics_first():
              "load-test.sh read the HPA before checking the metrics API")
 
 
+def validate(stub, *args):
+    return k.run(["bash", os.path.join(SCRIPTS, "validate.sh"), "--timeout", "6"] + list(args),
+                 env=stub.env(), timeout=120)
+
+
+POLICIES = None
+
+
+def policy_names():
+    global POLICIES
+    if POLICIES is None:
+        POLICIES = sorted(o["metadata"]["name"] for o in k.objects() if o["kind"] == "NetworkPolicy")
+        ct.check(len(POLICIES) >= 5, "too few NetworkPolicies rendered: %s" % POLICIES)
+    return POLICIES
+
+
+def netpol_scenario(rc, policies=None):
+    names = policy_names() if policies is None else policies
+    return {"answers": {
+        "get networkpolicy": [0, "".join(n + "\n" for n in names)],
+        "get pod netpol-probe-": [0, "Succeeded"],
+        "logs netpol-probe-": [0, "probe-rc=%s\n" % rc if rc is not None else ""]}}
+
+
+def test_validate_netpol_enforced():
+    stub = Stub("netpol-ok", netpol_scenario(28))
+    rc, out, err = validate(stub, "--only", "netpol")
+    ct.check(rc == 0 and "enforced" in err, "validate --only netpol (probe timed out): %d %s" % (rc, err))
+    runs = [c for c in stub.calls() if "run" in c]
+    ct.check(runs and any("app.kubernetes.io/name=netpol-probe" in a for a in runs[0]),
+             "no probe pod outside the allowed set: %s" % runs)
+    ct.check(any(c[2:4] == ["delete", "pod"] and c[4].startswith("netpol-probe-") for c in stub.calls()),
+             "the probe pod is not deleted at exit")
+
+
+def test_validate_netpol_failures():
+    stub = Stub("netpol-open", netpol_scenario(60))
+    rc, out, err = validate(stub, "--only", "netpol")
+    ct.check(rc != 0 and "NOT enforced" in err, "an InfluxDB reachable from anywhere passed: %s" % err)
+    stub = Stub("netpol-warn", netpol_scenario(0))
+    rc, out, err = validate(stub, "--only", "netpol", "--allow-unenforced-netpol")
+    ct.check(rc == 0 and "WARNING" in err and "NOT enforced" in err, "--allow-unenforced-netpol: %s" % err)
+    stub = Stub("netpol-dns", netpol_scenario(6))
+    rc, out, err = validate(stub, "--only", "netpol")
+    ct.check(rc != 0 and "DNS" in err, "a probe without DNS passed: %s" % err)
+    stub = Stub("netpol-missing", netpol_scenario(28, policy_names()[1:]))
+    rc, out, err = validate(stub, "--only", "netpol")
+    ct.check(rc != 0 and "missing: %s" % policy_names()[0] in err, "a missing policy passed: %s" % err)
+    stub = Stub("netpol-silent", netpol_scenario(None))
+    rc, out, err = validate(stub, "--only", "netpol")
+    ct.check(rc != 0 and "no answer" in err, "a probe without output passed: %s" % err)
+
+
+def test_validate_hpa():
+    stub = Stub("hpa-nometrics", {"metrics": False})
+    rc, out, err = validate(stub, "--only", "hpa")
+    ct.check(rc != 0 and "metrics API" in err and "metrics-server" in err, "no metrics API passed: %s" % err)
+    stub = Stub("hpa-unknown", {"metrics": True, "answers": {"get hpa producer": [0, ""]}})
+    rc, out, err = validate(stub, "--only", "hpa")
+    ct.check(rc != 0 and "HPA to read CPU" in err, "an HPA without CPU passed: %s" % err)
+    stub = Stub("hpa-ok", {"metrics": True, "answers": {"get hpa producer": [0, "37"]}})
+    rc, out, err = validate(stub, "--only", "hpa")
+    ct.check(rc == 0 and "reads CPU: 37%" in err, "an HPA reading CPU failed: %s" % err)
+
+
+def test_validate_tls_against_real_influxd():
+    """validate.sh --only tls through a port-forward stand-in to a real
+    influxd run with the manifests' config, certificate and users."""
+    from test_influxdb_setup import Influx
+    db = Influx()
+    try:
+        rc, out, err = db.init()
+        ct.check(rc == 0, "init-influxdb.sh: %s%s" % (out, err))
+
+        def scenario(ca_pem):
+            b64 = lambda v: [0, base64.b64encode(v.encode()).decode()]
+            auth = db.secrets["influxdb-auth"]
+            return {"pf": {"influxdb": db.port}, "answers": {
+                "get secret influxdb-tls -o jsonpath={.data.ca\\.crt}": b64(ca_pem),
+                "get secret influxdb-auth -o jsonpath={.data.reader-username}": b64(auth["reader-username"]),
+                "get secret influxdb-auth -o jsonpath={.data.reader-password}": b64(auth["reader-password"])}}
+        with open(db.ca) as f:
+            ca = f.read()
+        stub = Stub("tls-ok", scenario(ca))
+        rc, out, err = validate(stub, "--only", "tls")
+        ct.check(rc == 0 and "only HTTPS" in err, "validate --only tls against influxd: %d\n%s" % (rc, err))
+        # Another CA: the certificate must not verify.
+        other = os.path.join(db.wd, "other-ca")
+        rc, _, _ = k.run([os.path.join(k.K8S, "tls", "generate-influxdb-certs.sh"), other])
+        with open(os.path.join(other, "ca.pem")) as f:
+            stub = Stub("tls-badca", scenario(f.read()))
+        rc, out, err = validate(stub, "--only", "tls")
+        ct.check(rc != 0 and "does not verify" in err, "a foreign CA passed: %s" % err)
+    finally:
+        db.stop()
+
+
+def test_validate_loki_step_covers_both_engines():
+    """No Loki runs here: the step's query is checked as text."""
+    with open(os.path.join(SCRIPTS, "validate.sh")) as f:
+        text = f.read()
+    ct.check('app=\\"$1\\", level=~\\".+\\"' in text and "query_range" in text,
+             "the Loki step does not query recent lines with a level per app")
+    ct.check(re.search(r"for app in producer processor; do\s+wait_for [^\n]*logs_of", text),
+             "the Loki step does not check both engines")
+
+
 if __name__ == "__main__":
     ct.main([test_deploy_laptop_image_and_metrics_server, test_deploy_base_keeps_existing_metrics_server,
-             test_deploy_metrics_server_choices, test_load_test_checks_metrics_first])
+             test_deploy_metrics_server_choices, test_load_test_checks_metrics_first,
+             test_validate_netpol_enforced, test_validate_netpol_failures, test_validate_hpa,
+             test_validate_tls_against_real_influxd, test_validate_loki_step_covers_both_engines])
