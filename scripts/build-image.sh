@@ -46,9 +46,6 @@ usage() {
 	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
 }
 
-store_args() {
-	printf '%s\n' --root "$state_dir/storage" --runroot "$state_dir/run" --storage-driver overlay
-}
 
 prepare_state() {
 	mkdir -p "$state_dir/storage" "$state_dir/run"
@@ -66,19 +63,37 @@ CONF
 }
 
 run_podman() {
-	local args
-	mapfile -t args < <(store_args)
+	local args=(--root "$state_dir/storage" --runroot "$state_dir/run" --storage-driver overlay)
 	prepare_state
 	exec podman "${args[@]}" "$@"
 }
 
+# run_bounded SECONDS CMD...: runs CMD, killed after SECONDS (exit 124).
+# Plain bash: macOS has no GNU timeout, and without it a working Docker
+# looked like no Docker at all.
+run_bounded() {
+	local limit=$1 pid i
+	shift
+	"$@" &
+	pid=$!
+	for ((i = 0; i < limit * 10; i++)); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			wait "$pid"
+			return
+		fi
+		sleep 0.1
+	done
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return 124
+}
+
 docker_answers() {
-	command -v docker >/dev/null 2>&1 && timeout 20 docker info >/dev/null 2>&1
+	command -v docker >/dev/null 2>&1 && run_bounded 20 docker info >/dev/null 2>&1
 }
 
 make_base_image() {
-	local args rootfs
-	mapfile -t args < <(store_args)
+	local rootfs args=(--root "$state_dir/storage" --runroot "$state_dir/run" --storage-driver overlay)
 	if [[ $refresh_base == 0 ]] && podman "${args[@]}" image exists "$base_image"; then
 		echo "build-image: reusing base image $base_image"
 		return 0
@@ -116,7 +131,7 @@ SOURCES
 # One build at a time per state dir: debootstrap and the store share it.
 lock_state() {
 	exec 9>"$state_dir/lock"
-	flock -w 1800 9 || die "timed out waiting for another build using $state_dir"
+	flock -w 1800 9 || die "timed out waiting for another build using $state_dir" # portable-ok: buildah path, Linux only
 }
 
 build_base_only() {
@@ -131,7 +146,7 @@ build_with_buildah() {
 	command -v buildah >/dev/null || die "no Docker engine and no buildah (apt-get install buildah podman runc debootstrap)"
 	command -v podman >/dev/null || die "podman not found (apt-get install podman)"
 	prepare_state
-	mapfile -t args < <(store_args)
+	args=(--root "$state_dir/storage" --runroot "$state_dir/run" --storage-driver overlay)
 	lock_state
 	make_base_image
 	buildah "${args[@]}" bud --pull=never --network host --layers \

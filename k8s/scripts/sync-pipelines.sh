@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Copies pipelines/producer.yaml and pipelines/processor.yaml into
-# k8s/pipelines/, where kustomize's configMapGenerator can read them (its
+# k8s/base/pipelines/, where kustomize's configMapGenerator can read them (its
 # default load restrictor refuses files outside the kustomization's folder).
 # tests/k8s fails when the copies drift: run this after editing a pipeline.
 #
@@ -18,15 +18,15 @@ for name in producer.yaml processor.yaml; do
 		echo "sync-pipelines: pipelines/$name is missing" >&2
 		exit 1
 	fi
-	if cmp -s "$src_dir/$name" "$k8s_dir/pipelines/$name"; then
+	if cmp -s "$src_dir/$name" "$k8s_dir/base/pipelines/$name"; then
 		continue
 	fi
 	if [[ $check == 1 ]]; then
-		echo "sync-pipelines: k8s/pipelines/$name differs from pipelines/$name" >&2
+		echo "sync-pipelines: k8s/base/pipelines/$name differs from pipelines/$name" >&2
 		status=1
 	else
-		cp "$src_dir/$name" "$k8s_dir/pipelines/$name"
-		echo "sync-pipelines: updated k8s/pipelines/$name"
+		cp "$src_dir/$name" "$k8s_dir/base/pipelines/$name"
+		echo "sync-pipelines: updated k8s/base/pipelines/$name"
 	fi
 done
 exit "$status"

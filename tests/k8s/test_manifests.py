@@ -457,16 +457,16 @@ def test_prometheus_scrapes_engine_port():
 # ------------------------------------------------------------- pipelines
 
 def test_pipelines_in_sync():
-    """k8s/pipelines/ holds byte copies of pipelines/ (kustomize may not read
-    outside k8s/): k8s/scripts/sync-pipelines.sh refreshes them."""
-    copies = sorted(os.listdir(os.path.join(k.K8S, "pipelines")))
-    ct.check(copies == ["processor.yaml", "producer.yaml"], "k8s/pipelines holds %s" % copies)
+    """k8s/base/pipelines/ holds byte copies of pipelines/ (kustomize may not read
+    outside k8s/base/): k8s/scripts/sync-pipelines.sh refreshes them."""
+    copies = sorted(os.listdir(os.path.join(k.K8S, "base", "pipelines")))
+    ct.check(copies == ["processor.yaml", "producer.yaml"], "k8s/base/pipelines holds %s" % copies)
     for name in copies:
         src = os.path.join(k.SOURCE_DIR, "pipelines", name)
         ct.check(os.path.exists(src), "pipelines/%s does not exist" % name)
-        with open(src, "rb") as a, open(os.path.join(k.K8S, "pipelines", name), "rb") as b:
+        with open(src, "rb") as a, open(os.path.join(k.K8S, "base", "pipelines", name), "rb") as b:
             ct.check(a.read() == b.read(),
-                     "k8s/pipelines/%s differs from pipelines/%s: run k8s/scripts/sync-pipelines.sh"
+                     "k8s/base/pipelines/%s differs from pipelines/%s: run k8s/scripts/sync-pipelines.sh"
                      % (name, name))
 
 
