@@ -5,6 +5,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "text_codec.h"
+
 static enum cv_log_level log_min_level = CV_LOG_INFO;
 static enum log_format log_fmt = LOG_FORMAT_JSON;
 
@@ -44,27 +46,22 @@ bool log_enabled(enum cv_log_level level)
 	return level >= log_min_level;
 }
 
-/* Appends s JSON-escaped into buf[*pos..cap), truncating at the end. */
-static void put_json(char *buf, size_t *pos, size_t cap, const char *s)
+/* A message longer than this is cut; so are pipeline and stage names in
+ * the JSON form (the line's buffer holds the worst case of escaping). */
+#define LOG_MSG_MAX    2048
+#define LOG_NAME_MAX   256
+#define LOG_MAX_COUNTS 16
+#define LOG_LINE_MAX                                                                               \
+	(256 + 64 * LOG_MAX_COUNTS + CV_JSON_ESCAPED_MAX(LOG_MSG_MAX) +                            \
+	 2 * CV_JSON_ESCAPED_MAX(LOG_NAME_MAX))
+
+/* Appends the first `max` bytes at most of s, JSON-escaped, at buf + *pos
+ * (which has room for CV_JSON_ESCAPED_MAX(max)); bytes that are not UTF-8
+ * (a cut character included) become U+FFFD. */
+static void put_json(char *buf, size_t *pos, const char *s, size_t max)
 {
-	static const char hex[] = "0123456789abcdef";
-	for (; *s && *pos + 7 < cap; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\') {
-			buf[(*pos)++] = '\\';
-			buf[(*pos)++] = (char)c;
-		} else if (c == '\n') {
-			buf[(*pos)++] = '\\';
-			buf[(*pos)++] = 'n';
-		} else if (c < 0x20 || c == 0x7f) {
-			memcpy(buf + *pos, "\\u00", 4);
-			buf[*pos + 4] = hex[c >> 4];
-			buf[*pos + 5] = hex[c & 15];
-			*pos += 6;
-		} else {
-			buf[(*pos)++] = (char)c;
-		}
-	}
+	char *end = cv_json_escape(buf + *pos, s, strnlen(s, max), CV_JSON_REPLACE);
+	*pos = (size_t)(end - buf);
 }
 
 static void put_raw(char *buf, size_t *pos, size_t cap, const char *s)
@@ -76,14 +73,10 @@ static void put_raw(char *buf, size_t *pos, size_t cap, const char *s)
 	*pos += n;
 }
 
-void log_vwrite(enum cv_log_level level, const char *pipeline, const char *stage, const char *fmt,
-                va_list ap)
+/* Writes one line: msg, and in JSON each count as a numeric member. */
+static void emit(enum cv_log_level level, const char *pipeline, const char *stage, const char *msg,
+                 const struct log_count *counts, size_t ncounts)
 {
-	if (level < log_min_level)
-		return;
-	char msg[2048];
-	vsnprintf(msg, sizeof msg, fmt, ap);
-
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	struct tm tm;
@@ -92,7 +85,7 @@ void log_vwrite(enum cv_log_level level, const char *pipeline, const char *stage
 	snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
 	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
 
-	char line[4096];
+	char line[LOG_LINE_MAX];
 	size_t pos = 0, cap = sizeof line;
 	if (log_fmt == LOG_FORMAT_JSON) {
 		put_raw(line, &pos, cap, "{\"time\":\"");
@@ -100,16 +93,23 @@ void log_vwrite(enum cv_log_level level, const char *pipeline, const char *stage
 		put_raw(line, &pos, cap, "\",\"level\":\"");
 		put_raw(line, &pos, cap, level_names[level]);
 		put_raw(line, &pos, cap, "\",\"message\":\"");
-		put_json(line, &pos, cap, msg);
+		put_json(line, &pos, msg, LOG_MSG_MAX);
 		if (pipeline) {
 			put_raw(line, &pos, cap, "\",\"pipeline\":\"");
-			put_json(line, &pos, cap, pipeline);
+			put_json(line, &pos, pipeline, LOG_NAME_MAX);
 		}
 		if (stage) {
 			put_raw(line, &pos, cap, "\",\"stage\":\"");
-			put_json(line, &pos, cap, stage);
+			put_json(line, &pos, stage, LOG_NAME_MAX);
 		}
-		put_raw(line, &pos, cap, "\"}");
+		put_raw(line, &pos, cap, "\"");
+		for (size_t i = 0; i < ncounts && i < LOG_MAX_COUNTS; i++) {
+			char member[64];
+			snprintf(member, sizeof member, ",\"%.32s\":%llu", counts[i].name,
+			         (unsigned long long)counts[i].value);
+			put_raw(line, &pos, cap, member);
+		}
+		put_raw(line, &pos, cap, "}");
 	} else {
 		static const char *const tags[] = {"DEBUG", "INFO ", "WARN ", "ERROR"};
 		put_raw(line, &pos, cap, when);
@@ -135,6 +135,23 @@ void log_vwrite(enum cv_log_level level, const char *pipeline, const char *stage
 			break;
 		off += n;
 	}
+}
+
+void log_vwrite(enum cv_log_level level, const char *pipeline, const char *stage, const char *fmt,
+                va_list ap)
+{
+	if (level < log_min_level)
+		return;
+	char msg[LOG_MSG_MAX];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	emit(level, pipeline, stage, msg, NULL, 0);
+}
+
+void log_write_counts(enum cv_log_level level, const char *pipeline, const char *msg,
+                      const struct log_count *counts, size_t ncounts)
+{
+	if (level >= log_min_level)
+		emit(level, pipeline, NULL, msg, counts, ncounts);
 }
 
 void log_write(enum cv_log_level level, const char *pipeline, const char *stage, const char *fmt,

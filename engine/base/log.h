@@ -5,6 +5,8 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include <conveyor/plugin.h>
 
@@ -26,6 +28,18 @@ void log_write(enum cv_log_level level, const char *pipeline, const char *stage,
                ...) __attribute__((format(printf, 4, 5)));
 void log_vwrite(enum cv_log_level level, const char *pipeline, const char *stage, const char *fmt,
                 va_list ap);
+
+/* A named count for log_write_counts(). */
+struct log_count {
+	const char *name; /* a JSON member name: [a-z_]+, at most 32 bytes */
+	uint64_t value;
+};
+
+/* Logs `msg` (as it is, no format) with counts: in JSON each is a numeric
+ * member of the line's object (at most 16), in text only `msg` is written,
+ * so it should carry them too. */
+void log_write_counts(enum cv_log_level level, const char *pipeline, const char *msg,
+                      const struct log_count *counts, size_t ncounts);
 
 #define log_debug(...) log_write(CV_LOG_DEBUG, NULL, NULL, __VA_ARGS__)
 #define log_info(...)  log_write(CV_LOG_INFO, NULL, NULL, __VA_ARGS__)

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "text_codec.h"
+
 static int strbuf_reserve(struct strbuf *sb, size_t extra)
 {
 	if (sb->failed)
@@ -63,35 +65,12 @@ int strbuf_printf(struct strbuf *sb, const char *fmt, ...)
 
 int strbuf_json_escape(struct strbuf *sb, const char *s, size_t len)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t start = 0;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f)
-			continue;
-		if (strbuf_append(sb, s + start, i - start) < 0)
-			return -2;
-		char esc[7] = {'\\', 0};
-		size_t n = 2;
-		switch (c) {
-		case '"': esc[1] = '"'; break;
-		case '\\': esc[1] = '\\'; break;
-		case '\n': esc[1] = 'n'; break;
-		case '\r': esc[1] = 'r'; break;
-		case '\t': esc[1] = 't'; break;
-		default:
-			esc[1] = 'u';
-			esc[2] = '0';
-			esc[3] = '0';
-			esc[4] = hex[c >> 4];
-			esc[5] = hex[c & 15];
-			n = 6;
-		}
-		if (strbuf_append(sb, esc, n) < 0)
-			return -2;
-		start = i + 1;
-	}
-	return strbuf_append(sb, s + start, len - start);
+	if (strbuf_reserve(sb, CV_JSON_ESCAPED_MAX(len)) < 0)
+		return -2;
+	char *end = cv_json_escape(sb->data + sb->len, s, len, CV_JSON_REPLACE);
+	sb->len = (size_t)(end - sb->data);
+	sb->data[sb->len] = '\0';
+	return 0;
 }
 
 void strbuf_reset(struct strbuf *sb)

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "text_codec.h"
+
 /* Series updated by different threads sit on separate cache lines. */
 #define CACHE_LINE 64
 
@@ -586,39 +588,6 @@ static int append_value(struct strbuf *out, double v)
 	return metrics_append_double(out, v);
 }
 
-/* Length of the valid UTF-8 sequence at s (0 if invalid or truncated). */
-static size_t utf8_seq(const unsigned char *s, size_t left)
-{
-	unsigned char c = s[0];
-	size_t n;
-	uint32_t cp;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (left < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return n;
-}
-
 /* Escapes help text (quote=false) or a label value (quote=true). Bytes that
  * are not UTF-8 become U+FFFD: the exposition must be valid UTF-8. */
 static void append_escaped(struct strbuf *out, const char *str, bool quote)
@@ -627,7 +596,7 @@ static void append_escaped(struct strbuf *out, const char *str, bool quote)
 	size_t len = strlen(str), start = 0, i = 0;
 	while (i < len) {
 		const char *rep = NULL;
-		size_t n = utf8_seq(s + i, len - i);
+		size_t n = cv_utf8_seq(s + i, len - i);
 		if (n == 0)
 			rep = "\xef\xbf\xbd";
 		else if (s[i] == '\\')

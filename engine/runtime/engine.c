@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "metrics/metrics.h"
 #include "runtime/pipeline.h"
+#include "runtime/summary.h"
 
 /* A plugin call or a source loop stuck this long makes /healthz fail. */
 #define STUCK_NS (60 * 1000000000LL)
@@ -338,6 +339,8 @@ int engine_run(struct engine_spec *spec, const struct engine_options *opts)
 	}
 	if (spec->summary_interval_ns > 0 && last_in && last_out)
 		log_summary(&e, last_in, last_out, host_monotonic_ns() - last_summary);
+	if (summary_log_stop(e.pipelines, e.npipelines))
+		exit_code = 1; /* a record ended failed */
 	ran = true;
 out:
 	http_server_stop(http);

@@ -294,27 +294,36 @@ void pipeline_batch_complete(struct batch *b)
 	pthread_mutex_unlock(&p->mu);
 }
 
-/* Logs a lost-to-nowhere record warning at most once per interval per
- * pipeline, with the count of those not logged. */
+/* Warns of a record rejected or dead-lettered with no file to keep it, at
+ * most once per interval per pipeline, with the pipeline's running count:
+ * a burst shows its total in the next warning, or at stop
+ * (pipeline_warn_unrouted_final). */
 static void warn_limited(struct pipeline *p, const char *stage, const char *what,
                          const char *reason)
 {
+	uint64_t total = atomic_fetch_add_explicit(&p->unrouted, 1, memory_order_relaxed) + 1;
 	int64_t now = host_monotonic_ns();
 	int64_t last = atomic_load_explicit(&p->last_warn_ns, memory_order_relaxed);
-	if (last && now - last < ERROR_LOG_INTERVAL_NS) {
+	if ((last && now - last < ERROR_LOG_INTERVAL_NS) ||
+	    !atomic_compare_exchange_strong(&p->last_warn_ns, &last, now)) {
 		atomic_fetch_add_explicit(&p->warn_suppressed, 1, memory_order_relaxed);
 		return;
 	}
-	if (!atomic_compare_exchange_strong(&p->last_warn_ns, &last, now)) {
-		atomic_fetch_add_explicit(&p->warn_suppressed, 1, memory_order_relaxed);
-		return;
-	}
-	uint64_t more = atomic_exchange(&p->warn_suppressed, 0);
+	atomic_store(&p->warn_suppressed, 0);
 	log_write(CV_LOG_WARN, p->cfg.name, stage,
-	          "%s: %s (no usable dead_letter file; counted as dropped; %llu more not logged "
-	          "in the last %llds)",
-	          what, reason ? reason : "no reason given", (unsigned long long)more,
-	          (long long)(ERROR_LOG_INTERVAL_NS / 1000000000));
+	          "%s: %s (no usable dead_letter file: counted as dropped, not kept; %llu such "
+	          "records in this pipeline so far)",
+	          what, reason ? reason : "no reason given", (unsigned long long)total);
+}
+
+void pipeline_warn_unrouted_final(struct pipeline *p)
+{
+	if (atomic_exchange(&p->warn_suppressed, 0) == 0)
+		return;
+	log_write(CV_LOG_WARN, p->cfg.name, NULL,
+	          "records rejected or dead-lettered with no usable dead_letter file: %llu such "
+	          "records in this pipeline in all",
+	          (unsigned long long)atomic_load(&p->unrouted));
 }
 
 void pipeline_record_rejected(struct batch *b, uint32_t index, const char *reason)
@@ -323,8 +332,10 @@ void pipeline_record_rejected(struct batch *b, uint32_t index, const char *reaso
 	struct cv_stage *sink = sink_of(p);
 	const struct cv_record *r = &b->pub.records[index];
 	if (p->dead_letter &&
-	    dead_letter_write(p->dead_letter, p->cfg.name, sink->name, reason, r, NULL, 0) == 0)
+	    dead_letter_write(p->dead_letter, p->cfg.name, sink->name, reason, r, NULL, 0) == 0) {
+		atomic_fetch_add_explicit(&p->dead_lettered, 1, memory_order_relaxed);
 		return;
+	}
 	warn_limited(p, sink->name, "record rejected", reason);
 }
 
@@ -339,8 +350,10 @@ void pipeline_dead_letter(struct cv_stage *st, const void *raw, size_t raw_len,
 		count(st->m.dropped, &st->total_dropped, 1);
 	if (p && p->dead_letter &&
 	    dead_letter_write(p->dead_letter, st->pipeline_name, st->name, reason, record, raw,
-	                      raw_len) == 0)
+	                      raw_len) == 0) {
+		atomic_fetch_add_explicit(&p->dead_lettered, 1, memory_order_relaxed);
 		return;
+	}
 	if (p)
 		warn_limited(p, st->name, "dead letter", reason);
 }

@@ -81,6 +81,8 @@ struct pipeline {
 	size_t nlatency;
 
 	struct dead_letter *dead_letter;
+	_Atomic uint64_t dead_lettered; /* entries written to the dead-letter file */
+	_Atomic uint64_t unrouted;      /* rejected or dead-lettered, with no file to keep them */
 	_Atomic int64_t last_warn_ns;
 	_Atomic uint64_t warn_suppressed;
 	pthread_t source_thread, worker_thread;
@@ -120,6 +122,10 @@ void pipeline_record_rejected(struct batch *b, uint32_t index, const char *reaso
 /* Called by the host API when a stage dead-letters input. */
 void pipeline_dead_letter(struct cv_stage *st, const void *raw, size_t raw_len,
                           const struct cv_record *record, const char *reason);
+
+/* At stop: warns once more if records went without a dead-letter file since
+ * the last warning, with the pipeline's total. */
+void pipeline_warn_unrouted_final(struct pipeline *p);
 
 /* Sink records delivered so far / source records out so far (for summaries). */
 uint64_t pipeline_source_out(const struct pipeline *p);

@@ -18,6 +18,8 @@
 
 #include <yaml.h>
 
+#include "text_codec.h"
+
 #define SPEC_MAX_FILE (16u << 20)
 /* Bytes ${VAR} expansion may add to a document in all: the environment is
  * trusted, but a spec repeating a long variable must not eat the memory. */
@@ -126,40 +128,6 @@ static void offset_position(const char *text, size_t len, size_t offset, int *li
 	*col = c;
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), or 0. Rejects
- * overlong forms, surrogates and code points beyond U+10FFFF. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	if (c < 0x80)
-		return 1;
-	size_t need;
-	uint32_t cp;
-	if (c >= 0xC2 && c <= 0xDF) {
-		need = 2;
-		cp = c & 0x1F;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		need = 3;
-		cp = c & 0x0F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		need = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < need)
-		return 0;
-	for (size_t i = 1; i < need; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3F);
-	}
-	if ((need == 3 && cp < 0x800) || (need == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-	    (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return need;
-}
-
 /* Refuses binary input and bad UTF-8 before libyaml sees it, with a precise
  * position (libyaml reports reader errors by byte offset only). */
 static int check_text(const char *file, const char *text, size_t len, struct diag *diag)
@@ -177,7 +145,7 @@ static int check_text(const char *file, const char *text, size_t len, struct dia
 			i++;
 			continue;
 		}
-		size_t n = utf8_seq_len(s + i, len - i);
+		size_t n = cv_utf8_seq(s + i, len - i);
 		if (n == 0) {
 			int line, col;
 			offset_position(text, len, i, &line, &col);
@@ -209,20 +177,12 @@ struct anchors {
 	unsigned gen;
 };
 
-static uint32_t str_hash(const char *s)
-{
-	uint32_t h = 2166136261u;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
-}
-
 static struct anchor *anchor_find(struct anchors *t, const char *name)
 {
 	if (!t->nslots)
 		return NULL;
 	size_t mask = t->nslots - 1;
-	for (size_t i = str_hash(name) & mask;; i = (i + 1) & mask) {
+	for (size_t i = cv_fnv1a32(name, strlen(name)) & mask;; i = (i + 1) & mask) {
 		uint32_t slot = t->slots[i];
 		if (!slot)
 			return NULL;
@@ -237,7 +197,7 @@ static int anchor_rehash(struct anchors *t, size_t nslots)
 	if (!slots)
 		return -1;
 	for (size_t k = 0; k < t->n; k++) {
-		size_t i = str_hash(t->v[k].name) & (nslots - 1);
+		size_t i = cv_fnv1a32(t->v[k].name, strlen(t->v[k].name)) & (nslots - 1);
 		while (slots[i])
 			i = (i + 1) & (nslots - 1);
 		slots[i] = (uint32_t)(k + 1);
@@ -269,7 +229,7 @@ static struct anchor *anchor_define(struct anchors *t, const char *name)
 			return NULL;
 		a = &t->v[t->n++];
 		a->name = copy;
-		size_t i = str_hash(name) & (t->nslots - 1);
+		size_t i = cv_fnv1a32(name, strlen(name)) & (t->nslots - 1);
 		while (t->slots[i])
 			i = (i + 1) & (t->nslots - 1);
 		t->slots[i] = (uint32_t)t->n;
@@ -411,14 +371,6 @@ const char *spec_text_escape(char *buf, size_t size, const char *s, size_t len)
 	return buf;
 }
 
-static uint32_t bytes_hash(const char *s, size_t len)
-{
-	uint32_t h = 2166136261u;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)s[i]) * 16777619u;
-	return h;
-}
-
 static bool same_text(const struct spec_node *a, const struct spec_node *b)
 {
 	return a->scalar_len == b->scalar_len && memcmp(a->scalar, b->scalar, a->scalar_len) == 0;
@@ -442,7 +394,7 @@ static void check_duplicate(struct builder *b, struct frame *f)
 			if (!f->slots[i])
 				continue;
 			const struct spec_node *k = f->items[f->slots[i] - 1];
-			size_t j = bytes_hash(k->scalar, k->scalar_len) & (nslots - 1);
+			size_t j = cv_fnv1a32(k->scalar, k->scalar_len) & (nslots - 1);
 			while (slots[j])
 				j = (j + 1) & (nslots - 1);
 			slots[j] = f->slots[i];
@@ -452,7 +404,7 @@ static void check_duplicate(struct builder *b, struct frame *f)
 		f->nslots = nslots;
 	}
 	size_t mask = f->nslots - 1;
-	for (size_t j = bytes_hash(key->scalar, key->scalar_len) & mask;; j = (j + 1) & mask) {
+	for (size_t j = cv_fnv1a32(key->scalar, key->scalar_len) & mask;; j = (j + 1) & mask) {
 		if (!f->slots[j]) {
 			f->slots[j] = (uint32_t)(idx + 1);
 			f->nkeys++;

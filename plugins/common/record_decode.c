@@ -10,7 +10,7 @@
  */
 #include "record_decode.h"
 
-#include "json_bytes.h"
+#include "text_codec.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -57,40 +57,6 @@ static int parse_int64(const char *s, const char *e, int64_t *out)
 		return CV_EINVAL;
 	*out = neg ? (int64_t)(0 - v) : (int64_t)v;
 	return 0;
-}
-
-/* Length of the valid UTF-8 sequence at s (< e), or 0 if invalid (overlong
- * forms, surrogates and code points past U+10FFFF included). */
-static size_t utf8_seq(const unsigned char *s, const unsigned char *e)
-{
-	unsigned c = s[0];
-	size_t n;
-	uint32_t cp;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if ((size_t)(e - s) < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
 }
 
 /* Copies the input into the arena, NUL-terminated (strtod relies on it). */
@@ -548,7 +514,7 @@ static __attribute__((noinline)) int jstring_rest(struct jp *j, char *r, char **
 			r++;
 			continue;
 		}
-		size_t n = utf8_seq((const unsigned char *)r, (const unsigned char *)j->end);
+		size_t n = cv_utf8_seq((const unsigned char *)r, (size_t)(j->end - r));
 		if (!n)
 			return jfail(j, "JSON: invalid UTF-8 in string");
 		memmove(w, r, n);
@@ -923,20 +889,26 @@ int cv_record_decode_json(const struct cv_host_api *api, struct cv_batch *batch,
 /* Line protocol                                                              */
 /* ------------------------------------------------------------------------ */
 
-/* Reads a token up to an unescaped delimiter (any of `delims`, or the end),
- * removing the backslash before an escaped delimiter in place. A backslash
- * before anything else stays, as InfluxDB reads it. */
-static char *lp_token(char **cur, char *end, const char *delims, size_t *len)
+/* A delimiter of a name: ',' and ' ', and '=' but in a measurement. */
+static inline bool lp_delim(char c, bool equals)
+{
+	return c == ',' || c == ' ' || (equals && c == '=');
+}
+
+/* Reads a token up to an unescaped delimiter (or the end), removing the
+ * backslash before an escaped delimiter in place. A backslash before
+ * anything else stays, as InfluxDB reads it. */
+static char *lp_token(char **cur, char *end, bool equals, size_t *len)
 {
 	char *r = *cur, *w = *cur, *start = *cur;
 	while (r < end) {
 		char c = *r;
-		if (c == '\\' && r + 1 < end && strchr(delims, r[1])) {
+		if (c == '\\' && r + 1 < end && lp_delim(r[1], equals)) {
 			*w++ = r[1];
 			r += 2;
 			continue;
 		}
-		if (strchr(delims, c))
+		if (lp_delim(c, equals))
 			break;
 		*w++ = c;
 		r++;
@@ -1037,9 +1009,13 @@ int cv_record_decode_influx(const struct cv_host_api *api, struct cv_batch *batc
 	char *p = buf, *end = buf + len;
 	size_t n;
 
-	char *m = lp_token(&p, end, ", ", &n);
+	char *m = lp_token(&p, end, false, &n);
 	if (n == 0 || *m == '#') {
 		*reason = "line protocol: empty measurement or comment";
+		return CV_EINVAL;
+	}
+	if (!cv_influx_name_valid(m, n)) {
+		*reason = "line protocol: control character or stray backslash in the measurement";
 		return CV_EINVAL;
 	}
 	record->measurement = m;
@@ -1050,13 +1026,13 @@ int cv_record_decode_influx(const struct cv_host_api *api, struct cv_batch *batc
 	while (p < end && *p == ',') {
 		p++;
 		size_t kl, vl;
-		char *k = lp_token(&p, end, ",= ", &kl);
+		char *k = lp_token(&p, end, true, &kl);
 		if (p >= end || *p != '=' || kl == 0) {
 			*reason = "line protocol: bad tag";
 			return CV_EINVAL;
 		}
 		p++;
-		char *v = lp_token(&p, end, ",= ", &vl);
+		char *v = lp_token(&p, end, true, &vl);
 		if (vl == 0 || (p < end && *p == '=')) {
 			*reason = "line protocol: bad tag value";
 			return CV_EINVAL;
@@ -1065,6 +1041,20 @@ int cv_record_decode_influx(const struct cv_host_api *api, struct cv_batch *batc
 			*reason = "line protocol: too many tags";
 			return CV_EINVAL;
 		}
+		if (!cv_influx_name_valid(k, kl) || !cv_influx_name_valid(v, vl)) {
+			*reason = "line protocol: control character or stray backslash in a tag";
+			return CV_EINVAL;
+		}
+		if (cv_influx_is_time_key(k, kl)) {
+			*reason = "line protocol: tag key \"time\"";
+			return CV_EINVAL;
+		}
+		for (size_t i = 0; i < ntags; i++) {
+			if (tags[i].key_len == kl && memcmp(tags[i].key, k, kl) == 0) {
+				*reason = "line protocol: tag key given twice";
+				return CV_EINVAL;
+			}
+		}
 		tags[ntags++] = (struct cv_tag){
 		        .key = k, .value = v, .key_len = (uint32_t)kl, .value_len = (uint32_t)vl};
 	}
@@ -1072,14 +1062,25 @@ int cv_record_decode_influx(const struct cv_host_api *api, struct cv_batch *batc
 		*reason = "line protocol: no fields";
 		return CV_EINVAL;
 	}
+	/* The series key as written, which is as the encoder writes it: the
+	 * escapes the decoder takes are the ones the encoder makes. */
+	size_t series_len = (size_t)(p - buf);
 	while (p < end && *p == ' ')
 		p++;
 
 	for (;;) {
 		size_t kl;
-		char *k = lp_token(&p, end, ",= ", &kl);
+		char *k = lp_token(&p, end, true, &kl);
 		if (p >= end || *p != '=' || kl == 0 || kl > UINT16_MAX) {
 			*reason = "line protocol: bad field key";
+			return CV_EINVAL;
+		}
+		if (!cv_influx_name_valid(k, kl) || cv_influx_is_time_key(k, kl)) {
+			*reason = "line protocol: bad field key";
+			return CV_EINVAL;
+		}
+		if (series_len + 4 + (size_t)(p - k) > CV_INFLUX_MAX_KEY) {
+			*reason = "line protocol: series key too long";
 			return CV_EINVAL;
 		}
 		p++;

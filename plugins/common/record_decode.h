@@ -19,6 +19,9 @@
  * the escapes record_format.h writes; integers `12i` (and `12u` up to
  * INT64_MAX), floats, booleans (t, T, true, True, TRUE, f, ...), strings in
  * double quotes. A trailing newline is allowed; a second line is an error.
+ * What the line protocol encoder refuses is refused here too (record_format.h:
+ * control characters and a stray backslash in names, duplicate tag keys,
+ * "time" keys, a series key too long), so a decoded record always encodes.
  *
  * Every string of the record (measurement, keys, values) points into one copy
  * of the input in the batch arena, so the input may be freed afterwards.
@@ -34,7 +37,7 @@
 #include "record_format.h"
 
 /* Most tags a decoded record may have. */
-#define CV_DECODE_MAX_TAGS 256
+#define CV_DECODE_MAX_TAGS CV_RECORD_MAX_TAGS
 
 /* Decodes `len` bytes of `data` into `record` (fresh from
  * cv_batch_record_new(); it must have no fields yet). A record without a

@@ -2,7 +2,7 @@
  * for the exact output and what is refused. */
 #include "record_format.h"
 
-#include "json_bytes.h"
+#include "text_codec.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -318,136 +318,46 @@ int cv_format_double(char *out, double value)
 /* JSON                                                                       */
 /* ------------------------------------------------------------------------ */
 
-/* Length of the valid UTF-8 sequence at s (n bytes available), or 0 if
- * invalid (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF). */
-static size_t utf8_sequence(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0];
-	if (c < 0xc2 || c > 0xf4)
-		return 0;
-	if (c < 0xe0) {
-		if (n < 2 || (s[1] & 0xc0) != 0x80)
-			return 0;
-		return 2;
-	}
-	if (c < 0xf0) {
-		if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-			return 0;
-		if (c == 0xe0 && s[1] < 0xa0)
-			return 0; /* overlong */
-		if (c == 0xed && s[1] >= 0xa0)
-			return 0; /* surrogate */
-		return 3;
-	}
-	if (n < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
-		return 0;
-	if (c == 0xf0 && s[1] < 0x90)
-		return 0; /* overlong */
-	if (c == 0xf4 && s[1] >= 0x90)
-		return 0; /* above U+10FFFF */
-	return 4;
-}
-
-/* The bytes of json_bytes.h, as the encoder escapes them. */
-const unsigned char cv_json_special[256] = {
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-};
-
 /* Writes the JSON string literal of s (with quotes) at out, which has room
- * for 6 * n + 2 bytes. Returns the end, or NULL for invalid UTF-8. */
-static char *json_string(char *out, const char *str, size_t n)
+ * for JSON_STR_MAX(n) bytes. Returns the end, or NULL for invalid UTF-8
+ * under CV_JSON_REFUSE. */
+static inline char *json_string(char *out, const char *s, size_t n, enum cv_json_bad_utf8 bad)
 {
-	static const char hex[] = "0123456789abcdef";
-	const unsigned char *s = (const unsigned char *)str;
 	*out++ = '"';
-	size_t i = 0;
-	/* Fast path: 8 bytes at a time while none needs escaping or is past
-	 * ASCII (most names and values); the first word that has one falls
-	 * through to the byte loop below, which starts at that word. */
-	while (n - i >= 8) {
-		uint64_t v;
-		memcpy(&v, s + i, 8);
-		if (cv_json_swar_special(v))
-			break;
-		memcpy(out, &v, 8);
-		out += 8;
-		i += 8;
-	}
-	if (n >= 4 && n < 8) {
-		/* 4 to 7 bytes: the first 4 and the last 4, overlapping. */
-		uint32_t lo, hi;
-		memcpy(&lo, s, 4);
-		memcpy(&hi, s + n - 4, 4);
-		if (!cv_json_swar_special(lo | (uint64_t)hi << 32)) {
-			memcpy(out, &lo, 4);
-			memcpy(out + n - 4, &hi, 4);
-			out += n;
-			i = n;
-		}
-	} else if (i < n && n - i < 8 && n >= 8) {
-		/* The last bytes as the last 8, overlapping what the loop above
-		 * copied already (so checked plain). */
-		uint64_t v;
-		memcpy(&v, s + n - 8, 8);
-		if (!cv_json_swar_special(v)) {
-			memcpy(out - i + (n - 8), &v, 8);
-			out += n - i;
-			i = n;
-		}
-	}
-	while (i < n) {
-		unsigned c = s[i];
-		if (!cv_json_special[c]) {
-			*out++ = (char)c;
-			i++;
-			continue;
-		}
-		if (c >= 0x80) {
-			size_t len = utf8_sequence(s + i, n - i);
-			if (!len)
-				return NULL;
-			memcpy(out, s + i, len);
-			out += len;
-			i += len;
-			continue;
-		}
-		*out++ = '\\';
-		switch (c) {
-		case '"': *out++ = '"'; break;
-		case '\\': *out++ = '\\'; break;
-		case '\n': *out++ = 'n'; break;
-		case '\r': *out++ = 'r'; break;
-		case '\t': *out++ = 't'; break;
-		case '\b': *out++ = 'b'; break;
-		case '\f': *out++ = 'f'; break;
-		default:
-			*out++ = 'u';
-			*out++ = '0';
-			*out++ = '0';
-			*out++ = hex[c >> 4];
-			*out++ = hex[c & 15];
-		}
-		i++;
-	}
+	if (!(out = cv_json_escape(out, s, n, bad)))
+		return NULL;
 	*out++ = '"';
 	return out;
 }
 
 /* Room a JSON string literal of n bytes may need. */
-#define JSON_STR_MAX(n) (6 * (size_t)(n) + 2)
+#define JSON_STR_MAX(n) (CV_JSON_ESCAPED_MAX(n) + 2)
 /* Room a number may need (CV_DOUBLE_MAX_TEXT covers an int64 too). */
 #define NUM_MAX (CV_DOUBLE_MAX_TEXT + 2)
 
-int cv_record_encode_json(struct cv_buf *buf, const struct cv_record *r)
+/* A float that has no JSON form: null, or the token Python's json module
+ * reads (NaN, Infinity, -Infinity) under CV_JSON_VERBATIM. */
+static char *json_nonfinite(char *p, double v, enum cv_json_bad_utf8 bad)
 {
+	const char *text = bad == CV_JSON_REPLACE ? "null"
+	                   : v != v               ? "NaN"
+	                   : v < 0                ? "-Infinity"
+	                                          : "Infinity";
+	size_t n = strlen(text);
+	memcpy(p, text, n);
+	return p + n;
+}
+
+/* The JSON encoder; `bad` is a constant at each call, so the strict one
+ * compiles to its own copy. */
+static inline __attribute__((always_inline)) int
+encode_json(struct cv_buf *buf, const struct cv_record *r, enum cv_json_bad_utf8 bad)
+{
+	/* What the JSON decoder refuses (record_decode.h); the dead-letter forms
+	 * write it anyway. */
+	const bool strict = bad == CV_JSON_REFUSE;
+	if (strict && (r->measurement_len == 0 || r->nfields == 0 || r->ntags > CV_RECORD_MAX_TAGS))
+		return CV_EINVAL;
 	/* One reservation for the worst case, then plain stores. */
 	size_t need = 64 + JSON_STR_MAX(r->measurement_len) + NUM_MAX;
 	for (uint16_t i = 0; i < r->ntags; i++)
@@ -464,7 +374,7 @@ int cv_record_encode_json(struct cv_buf *buf, const struct cv_record *r)
 	char *p = buf->data + buf->len;
 	memcpy(p, "{\"measurement\":", 15);
 	p += 15;
-	if (!(p = json_string(p, r->measurement, r->measurement_len)))
+	if (!(p = json_string(p, r->measurement, r->measurement_len, bad)))
 		return CV_EINVAL;
 	memcpy(p, ",\"timestamp\":", 13);
 	p += 13;
@@ -473,29 +383,36 @@ int cv_record_encode_json(struct cv_buf *buf, const struct cv_record *r)
 	p += 9;
 	for (uint16_t i = 0; i < r->ntags; i++) {
 		const struct cv_tag *t = &r->tags[i];
+		if (strict && t->key_len == 0)
+			return CV_EINVAL;
 		if (i)
 			*p++ = ',';
-		if (!(p = json_string(p, t->key, t->key_len)))
+		if (!(p = json_string(p, t->key, t->key_len, bad)))
 			return CV_EINVAL;
 		*p++ = ':';
-		if (!(p = json_string(p, t->value, t->value_len)))
+		if (!(p = json_string(p, t->value, t->value_len, bad)))
 			return CV_EINVAL;
 	}
 	memcpy(p, "},\"fields\":{", 12);
 	p += 12;
 	for (uint16_t i = 0; i < r->nfields; i++) {
 		const struct cv_field *f = &r->fields[i];
+		if (strict && f->key_len == 0)
+			return CV_EINVAL;
 		if (i)
 			*p++ = ',';
-		if (!(p = json_string(p, f->key, f->key_len)))
+		if (!(p = json_string(p, f->key, f->key_len, bad)))
 			return CV_EINVAL;
 		*p++ = ':';
 		switch (f->type) {
 		case CV_FIELD_FLOAT: {
 			int n = cv_format_double(p, f->v.f);
-			if (n < 0)
+			if (n >= 0)
+				p += n;
+			else if (strict)
 				return CV_EINVAL;
-			p += n;
+			else
+				p = json_nonfinite(p, f->v.f, bad);
 			break;
 		}
 		case CV_FIELD_INT: p += cv_format_int64(p, f->v.i); break;
@@ -509,10 +426,14 @@ int cv_record_encode_json(struct cv_buf *buf, const struct cv_record *r)
 			}
 			break;
 		case CV_FIELD_STRING:
-			if (!(p = json_string(p, f->v.s, f->str_len)))
+			if (!(p = json_string(p, f->v.s, f->str_len, bad)))
 				return CV_EINVAL;
 			break;
-		default: return CV_EINVAL;
+		default:
+			if (strict)
+				return CV_EINVAL;
+			memcpy(p, "null", 4);
+			p += 4;
 		}
 	}
 	*p++ = '}';
@@ -523,12 +444,65 @@ int cv_record_encode_json(struct cv_buf *buf, const struct cv_record *r)
 	return 0;
 }
 
+int cv_record_encode_json(struct cv_buf *buf, const struct cv_record *r)
+{
+	return encode_json(buf, r, CV_JSON_REFUSE);
+}
+
+int cv_record_encode_json_any(struct cv_buf *buf, const struct cv_record *r,
+                              enum cv_json_bad_utf8 bad)
+{
+	switch (bad) {
+	case CV_JSON_REPLACE: return encode_json(buf, r, CV_JSON_REPLACE);
+	case CV_JSON_VERBATIM: return encode_json(buf, r, CV_JSON_VERBATIM);
+	default: return encode_json(buf, r, CV_JSON_REFUSE);
+	}
+}
+
 /* ------------------------------------------------------------------------ */
 /* InfluxDB line protocol                                                     */
 /* ------------------------------------------------------------------------ */
 
-/* InfluxDB's series key limit (measurement, tags and one field key). */
-#define INFLUX_MAX_KEY 65535
+/* What a byte of a measurement, tag key, tag value or field key needs. */
+enum lp_byte {
+	LP_PLAIN = 0,
+	LP_ESCAPE,    /* ',' and ' ': backslash-escaped */
+	LP_EQUALS,    /* '=': escaped except in a measurement */
+	LP_BACKSLASH, /* kept, unless it would escape the next byte (refused) */
+	LP_REFUSE,    /* control characters: no form in line protocol */
+};
+
+/* clang-format off */
+static const unsigned char lp_class[256] = {
+	4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+	4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+	1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /*  ' ' and ',' */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, /*  '=' */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, /*  '\\' */
+};
+/* clang-format on */
+
+/* A backslash at s[i] that line protocol can carry: not last, and not
+ * before a byte it would escape. */
+static inline bool lp_backslash_ok(const char *s, size_t i, size_t n)
+{
+	if (i + 1 == n)
+		return false;
+	char next = s[i + 1];
+	return next != ',' && next != '=' && next != ' ' && next != '"';
+}
+
+bool cv_influx_name_valid(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned k = lp_class[(unsigned char)s[i]];
+		if (__builtin_expect(k >= LP_BACKSLASH, 0) &&
+		    (k == LP_REFUSE || !lp_backslash_ok(s, i, n)))
+			return false;
+	}
+	return true;
+}
 
 /* Writes an escaped measurement, tag key, tag value or field key at out
  * (room for 2 * n). `equals` also escapes '='. Returns the end, or NULL
@@ -537,25 +511,21 @@ static char *influx_name(char *out, const char *s, size_t n, bool equals)
 {
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
-		switch (c) {
-		case ',':
-		case ' ': *out++ = '\\'; break;
-		case '=':
-			if (equals)
-				*out++ = '\\';
-			break;
-		case '\n':
-		case '\r': return NULL;
-		case '\\':
-			if (i + 1 == n)
-				return NULL;
-			switch (s[i + 1]) {
-			case ',':
-			case '=':
-			case ' ':
-			case '"': return NULL;
+		unsigned k = lp_class[(unsigned char)c];
+		if (__builtin_expect(k != LP_PLAIN, 0)) {
+			switch ((enum lp_byte)k) {
+			case LP_PLAIN: break;
+			case LP_ESCAPE: *out++ = '\\'; break;
+			case LP_EQUALS:
+				if (equals)
+					*out++ = '\\';
+				break;
+			case LP_BACKSLASH:
+				if (!lp_backslash_ok(s, i, n))
+					return NULL;
+				break;
+			case LP_REFUSE: return NULL;
 			}
-			break;
 		}
 		*out++ = c;
 	}
@@ -578,7 +548,7 @@ static char *influx_string(char *out, const char *s, size_t n)
 	return out;
 }
 
-static bool is_time_key(const char *s, size_t n)
+bool cv_influx_is_time_key(const char *s, size_t n)
 {
 	return n == 4 && memcmp(s, "time", 4) == 0;
 }
@@ -596,7 +566,7 @@ static int tag_key_cmp(const struct cv_tag *a, const struct cv_tag *b)
 /* Writes ",key=value" for one tag; NULL if it cannot be written. */
 static char *influx_tag(char *p, const struct cv_tag *t)
 {
-	if (t->key_len == 0 || is_time_key(t->key, t->key_len))
+	if (t->key_len == 0 || cv_influx_is_time_key(t->key, t->key_len))
 		return NULL;
 	if (t->value_len == 0)
 		return p; /* no empty tag values in line protocol: omit the tag */
@@ -669,9 +639,8 @@ int cv_record_encode_influx(struct cv_buf *buf, const struct cv_record *r)
 {
 	if (r->measurement_len == 0 || r->nfields == 0)
 		return CV_EINVAL;
-	char first = r->measurement[0];
-	if (first == '#' || first == '\t' || first == '\0')
-		return CV_EINVAL; /* a comment line, or stripped by the parser */
+	if (r->measurement[0] == '#' || r->ntags > CV_RECORD_MAX_TAGS)
+		return CV_EINVAL; /* a comment line; more tags than a decoder reads */
 
 	size_t need = 2 * (size_t)r->measurement_len + 24;
 	for (uint16_t i = 0; i < r->ntags; i++)
@@ -694,15 +663,14 @@ int cv_record_encode_influx(struct cv_buf *buf, const struct cv_record *r)
 	*p++ = ' ';
 	for (uint16_t i = 0; i < r->nfields; i++) {
 		const struct cv_field *f = &r->fields[i];
-		if (f->key_len == 0 || f->key[0] == '\t' || f->key[0] == '\0' ||
-		    is_time_key(f->key, f->key_len))
+		if (f->key_len == 0 || cv_influx_is_time_key(f->key, f->key_len))
 			return CV_EINVAL;
 		if (i)
 			*p++ = ',';
 		char *k = p;
 		if (!(p = influx_name(p, f->key, f->key_len, true)))
 			return CV_EINVAL;
-		if (key_len + 4 + (size_t)(p - k) > INFLUX_MAX_KEY)
+		if (key_len + 4 + (size_t)(p - k) > CV_INFLUX_MAX_KEY)
 			return CV_EINVAL;
 		*p++ = '=';
 		switch (f->type) {

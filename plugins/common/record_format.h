@@ -11,7 +11,9 @@
  * 1e+16) so a decoder can tell them from integers, and are the shortest text
  * that reads back as the same double; booleans are true/false. Strings are
  * escaped per RFC 8259 and must be valid UTF-8. NaN and infinities have no
- * JSON form: CV_EINVAL.
+ * JSON form: CV_EINVAL. So is what the JSON decoder (record_decode.h) would
+ * refuse: an empty measurement, tag key or field key, no fields, more than
+ * CV_RECORD_MAX_TAGS tags.
  *
  * InfluxDB line protocol (1.x and 2.x /write):
  *   measurement[,tag=value...] field=value[,field=value...] timestamp_ns
@@ -25,20 +27,27 @@
  * What line protocol cannot carry faithfully is refused with CV_EINVAL, so a
  * sink can reject the one record instead of having the server refuse a whole
  * request (decision, after the InfluxDB docs and the 1.x parser; hostile
- * names and values were checked to read back unchanged from influxd 1.6.7):
+ * names and values were checked to read back unchanged from influxd 1.6.7).
+ * The line protocol decoder refuses exactly the same, so that every line one
+ * writes the other reads back as the same record, and every record the
+ * decoder makes is one the encoder writes (tests/fuzz/roundtrip_fuzz.c):
  * - a newline or carriage return anywhere, string field values included:
  *   the docs state line protocol does not support '\n' in tag or field
  *   values (InfluxDB 1.6 happens to keep one inside a quoted string, other
  *   readers split the line there), and writing "\n" as two characters would
  *   store a backslash and an 'n', not a newline;
- * - in measurement, tag keys, tag values and field keys: a backslash that is
- *   last or followed by ',', '=', ' ' or '"' (the protocol has no escape for
- *   the backslash itself there, so it would swallow the next delimiter);
+ * - in measurement, tag keys, tag values and field keys: any control
+ *   character (0x00-0x1f; the protocol has no escape for them, and the 1.x
+ *   parser skips tab and NUL as white space where a name starts); a
+ *   backslash that is last or followed by ',', '=', ' ' or '"' (the protocol
+ *   has no escape for the backslash itself there, so it would swallow the
+ *   next delimiter) - cv_influx_name_valid();
  * - an empty measurement, tag key or field key; no fields at all; two tags
- *   with the same key; a measurement starting with '#' (a comment line), tab
- *   or NUL (stripped by the parser); a field key starting with tab or NUL;
- *   a tag or field key "time" (InfluxDB drops such points); a series key
- *   (measurement, tags and a field key) longer than 65535 bytes.
+ *   with the same key; more than CV_RECORD_MAX_TAGS tags; a measurement
+ *   starting with '#' (a comment line); a tag or field key "time" (InfluxDB
+ *   drops such points); a series key (measurement and tags as written, 4,
+ *   and a field key as written) longer than CV_INFLUX_MAX_KEY bytes.
+ * String field values may hold any other byte (NUL and tab included).
  *
  * Neither encoder appends a newline: the caller separates records.
  * On error an encoder leaves the buffer as it found it.
@@ -46,9 +55,12 @@
 #ifndef CONVEYOR_RECORD_FORMAT_H
 #define CONVEYOR_RECORD_FORMAT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <conveyor/plugin.h>
+
+#include "text_codec.h"
 
 /* A growable byte buffer. Zero-initialised ({0}) is a valid empty buffer.
  * `data` is owned by the buffer; it is not NUL-terminated. Reuse one buffer
@@ -68,6 +80,18 @@ void cv_buf_reset(struct cv_buf *buf);
 /* Frees the memory; the buffer is empty and reusable afterwards. */
 void cv_buf_free(struct cv_buf *buf);
 
+/* Most tags a record may have to be encoded (what the decoders read). */
+#define CV_RECORD_MAX_TAGS 256
+/* InfluxDB's series key limit (measurement, tags and one field key). */
+#define CV_INFLUX_MAX_KEY 65535
+
+/* True when line protocol can carry `s` as a measurement, tag key, tag
+ * value or field key (see above: no control character, no backslash that
+ * would escape what follows; emptiness and "time" are not checked). */
+bool cv_influx_name_valid(const char *s, size_t n);
+/* True for the key "time", which InfluxDB drops. */
+bool cv_influx_is_time_key(const char *s, size_t n);
+
 /* Record encodings, in the order of cv_record_format_names. */
 enum cv_record_format {
 	CV_FORMAT_JSON = 0,
@@ -86,6 +110,15 @@ const char *cv_record_format_name(enum cv_record_format format);
 /* Appends `record` as one JSON object. Returns 0, CV_EINVAL (non-finite
  * float, invalid UTF-8, unknown field type) or CV_ENOMEM. */
 int cv_record_encode_json(struct cv_buf *buf, const struct cv_record *record);
+/* The JSON encoder for records cv_record_encode_json() refuses, for the
+ * dead-letter encoder: with CV_JSON_REPLACE, bytes that are not UTF-8 become
+ * U+FFFD and a NaN or an infinity null (valid JSON, lossy); with
+ * CV_JSON_VERBATIM they are copied as they are and written NaN, Infinity,
+ * -Infinity (what Python's json module reads; lossless, not JSON); an
+ * unknown field type is null in both. CV_JSON_REFUSE is
+ * cv_record_encode_json(). Returns 0, CV_EINVAL or CV_ENOMEM. */
+int cv_record_encode_json_any(struct cv_buf *buf, const struct cv_record *record,
+                              enum cv_json_bad_utf8 bad);
 /* Appends `record` as one line of line protocol, without the newline.
  * Returns 0, CV_EINVAL (see the rules above) or CV_ENOMEM. */
 int cv_record_encode_influx(struct cv_buf *buf, const struct cv_record *record);

@@ -115,8 +115,9 @@ static void test_json_basic(void **state)
 	      "\"anomaly\":false,\"ok\":true,\"whole\":2.0,\"note\":\"hi\"}}");
 
 	rec_init(&t, "m", -5);
+	rec_int(&t, "n", 0);
 	check(CV_FORMAT_JSON, &t, 0,
-	      "{\"measurement\":\"m\",\"timestamp\":-5,\"tags\":{},\"fields\":{}}");
+	      "{\"measurement\":\"m\",\"timestamp\":-5,\"tags\":{},\"fields\":{\"n\":0}}");
 }
 
 static void test_json_hostile(void **state)
@@ -161,6 +162,62 @@ static void test_json_refused(void **state)
 	rec_init(&t, "m", 1);
 	rec_field(&t, "f", 9)->v.i = 1;
 	check(CV_FORMAT_JSON, &t, CV_EINVAL, NULL);
+	/* What the JSON decoder refuses: no fields, empty names, too many tags. */
+	rec_init(&t, "m", 1);
+	check(CV_FORMAT_JSON, &t, CV_EINVAL, NULL);
+	rec_init(&t, "", 1);
+	rec_int(&t, "v", 1);
+	check(CV_FORMAT_JSON, &t, CV_EINVAL, NULL);
+	rec_init(&t, "m", 1);
+	rec_int(&t, "", 1);
+	check(CV_FORMAT_JSON, &t, CV_EINVAL, NULL);
+	rec_init(&t, "m", 1);
+	rec_tag(&t, "", "v");
+	rec_int(&t, "v", 1);
+	check(CV_FORMAT_JSON, &t, CV_EINVAL, NULL);
+	rec_init(&t, "m", 1);
+	rec_int(&t, "v", 1);
+	t.r.ntags = CV_RECORD_MAX_TAGS + 1; /* never read: refused first */
+	check(CV_FORMAT_JSON, &t, CV_EINVAL, NULL);
+	check(CV_FORMAT_INFLUX, &t, CV_EINVAL, NULL);
+}
+
+/* The forms the dead-letter encoder uses for what has no JSON form. */
+static void test_json_any(void **state)
+{
+	struct test_record t;
+	rec_init(&t, "m\xff", 1);
+	rec_tag(&t, "k", "\xc3");
+	rec_float(&t, "nan", NAN);
+	rec_float(&t, "inf", INFINITY);
+	rec_float(&t, "-inf", -INFINITY);
+	rec_field(&t, "odd", 9);
+	struct cv_buf buf = {0};
+	assert_int_equal(cv_record_encode_json_any(&buf, &t.r, CV_JSON_REFUSE), CV_EINVAL);
+	assert_int_equal(buf.len, 0);
+	assert_int_equal(cv_record_encode_json_any(&buf, &t.r, CV_JSON_REPLACE), 0);
+	const char *lossy = "{\"measurement\":\"m\xef\xbf\xbd\",\"timestamp\":1,\"tags\":{\"k\":"
+	                    "\"\xef\xbf\xbd\"},\"fields\":{\"nan\":null,\"inf\":null,\"-inf\":null,"
+	                    "\"odd\":null}}";
+	assert_int_equal(buf.len, strlen(lossy));
+	assert_memory_equal(buf.data, lossy, buf.len);
+	cv_buf_reset(&buf);
+	assert_int_equal(cv_record_encode_json_any(&buf, &t.r, CV_JSON_VERBATIM), 0);
+	const char *exact = "{\"measurement\":\"m\xff\",\"timestamp\":1,\"tags\":{\"k\":\"\xc3\"},"
+	                    "\"fields\":{\"nan\":NaN,\"inf\":Infinity,\"-inf\":-Infinity,"
+	                    "\"odd\":null}}";
+	assert_int_equal(buf.len, strlen(exact));
+	assert_memory_equal(buf.data, exact, buf.len);
+	/* A record with no fields and empty names still has a form. */
+	rec_init(&t, "", 2);
+	rec_tag(&t, "", "");
+	cv_buf_reset(&buf);
+	assert_int_equal(cv_record_encode_json_any(&buf, &t.r, CV_JSON_REPLACE), 0);
+	const char *empty =
+	        "{\"measurement\":\"\",\"timestamp\":2,\"tags\":{\"\":\"\"},\"fields\":{}}";
+	assert_int_equal(buf.len, strlen(empty));
+	assert_memory_equal(buf.data, empty, buf.len);
+	cv_buf_free(&buf);
 }
 
 static void test_influx_basic(void **state)
@@ -322,12 +379,46 @@ static void test_influx_refused(void **state)
 	rec_init(&t, "#comment", 1);
 	rec_int(&t, "v", 1);
 	check(CV_FORMAT_INFLUX, &t, CV_EINVAL, NULL);
-	rec_init(&t, "\tm", 1);
-	rec_int(&t, "v", 1);
-	check(CV_FORMAT_INFLUX, &t, CV_EINVAL, NULL);
+	/* control characters anywhere in a name: no form in line protocol */
+	static const char *const ctl[] = {"\tm", "m\t", "a\0b", "\0", "a\x01", "\x1f"};
+	for (size_t i = 0; i < sizeof(ctl) / sizeof(ctl[0]); i++) {
+		size_t n = i == 2 ? 3 : i == 3 ? 1 : strlen(ctl[i]);
+		rec_init(&t, "m", 1);
+		rec_int(&t, "v", 1);
+		t.r.measurement = ctl[i];
+		t.r.measurement_len = (uint32_t)n;
+		check(CV_FORMAT_INFLUX, &t, CV_EINVAL, NULL);
+		rec_init(&t, "m", 1);
+		rec_tag(&t, "k", "v");
+		rec_int(&t, "v", 1);
+		t.tags[0].value = ctl[i];
+		t.tags[0].value_len = (uint32_t)n;
+		check(CV_FORMAT_INFLUX, &t, CV_EINVAL, NULL);
+		t.tags[0] = (struct cv_tag){
+		        .key = ctl[i], .key_len = (uint32_t)n, .value = "v", .value_len = 1};
+		check(CV_FORMAT_INFLUX, &t, CV_EINVAL, NULL);
+		rec_init(&t, "m", 1);
+		rec_int(&t, "v", 1);
+		t.fields[0].key = ctl[i];
+		t.fields[0].key_len = (uint16_t)n;
+		check(CV_FORMAT_INFLUX, &t, CV_EINVAL, NULL);
+	}
+	/* ...but string field values carry them (not newlines) */
 	rec_init(&t, "m", 1);
-	rec_int(&t, "\tv", 1);
-	check(CV_FORMAT_INFLUX, &t, CV_EINVAL, NULL);
+	rec_field(&t, "s", CV_FIELD_STRING)->v.s = "a\0\t\x01";
+	t.fields[0].str_len = 4;
+	{
+		struct cv_buf buf = {0};
+		assert_int_equal(cv_record_encode_influx(&buf, &t.r), 0);
+		assert_int_equal(buf.len, 12);
+		assert_memory_equal(buf.data, "m s=\"a\0\t\x01\" 1", 12);
+		cv_buf_free(&buf);
+	}
+	/* DEL and bytes past ASCII are not control characters here */
+	rec_init(&t, "m\x7f\xff", 1);
+	rec_tag(&t, "k\xc3\xa9", "v\x7f");
+	rec_int(&t, "f\xff", 1);
+	check(CV_FORMAT_INFLUX, &t, 0, "m\x7f\xff,k\xc3\xa9=v\x7f f\xff=1i 1");
 	rec_init(&t, "m", 1);
 	rec_int(&t, "", 1);
 	check(CV_FORMAT_INFLUX, &t, CV_EINVAL, NULL);
@@ -608,6 +699,7 @@ int main(void)
 	        cmocka_unit_test(test_json_basic),
 	        cmocka_unit_test(test_json_hostile),
 	        cmocka_unit_test(test_json_refused),
+	        cmocka_unit_test(test_json_any),
 	        cmocka_unit_test(test_influx_basic),
 	        cmocka_unit_test(test_influx_escaping),
 	        cmocka_unit_test(test_influx_tags_sorted),

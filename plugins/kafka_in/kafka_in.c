@@ -21,14 +21,17 @@
  * rebalance and commit callbacks, which librdkafka serves from read's poll),
  * except stop(), which only sets a flag and wakes the poll.
  */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <conveyor/plugin.h>
 
+#include "dead_letter_format.h"
 #include "kafka_common.h"
 #include "offset_tracker.h"
 #include "record_decode.h"
@@ -82,7 +85,7 @@ struct kafka_in {
 	int cached_topic, cached_slot;
 
 	enum dl_kind dl;
-	FILE *dl_file;
+	int dl_fd; /* DL_FILE: opened O_APPEND; -1 otherwise */
 	rd_kafka_t *dl_rk;
 	rd_kafka_topic_t *dl_rkt;
 	struct cv_buf dl_buf;
@@ -381,82 +384,27 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 /* Dead letters                                                               */
 /* ------------------------------------------------------------------------ */
 
-/* Appends `len` bytes as a JSON string: control characters escaped, bytes
- * that are not UTF-8 written as \u00XX (their Latin-1 reading) so the line
- * stays valid JSON whatever the message held. */
-static int json_str(struct cv_buf *b, const char *s, size_t len)
-{
-	static const char hex[] = "0123456789abcdef";
-	if (cv_buf_reserve(b, len * 6 + 2) < 0)
-		return CV_ENOMEM;
-	char *w = b->data + b->len;
-	*w++ = '"';
-	const unsigned char *p = (const unsigned char *)s, *e = p + len;
-	while (p < e) {
-		unsigned c = *p;
-		if (c == '"' || c == '\\') {
-			*w++ = '\\';
-			*w++ = (char)c;
-			p++;
-		} else if (c < 0x20 || c == 0x7f) {
-			w += sprintf(w, "\\u%04x", c);
-			p++;
-		} else if (c < 0x80) {
-			*w++ = (char)c;
-			p++;
-		} else {
-			/* A valid multi-byte sequence passes; anything else is
-			 * escaped byte by byte. */
-			size_t n = (c >= 0xc2 && c <= 0xdf)   ? 2
-			           : (c >= 0xe0 && c <= 0xef) ? 3
-			           : (c >= 0xf0 && c <= 0xf4) ? 4
-			                                      : 0;
-			bool ok = n && (size_t)(e - p) >= n;
-			for (size_t i = 1; ok && i < n; i++)
-				ok = (p[i] & 0xc0) == 0x80;
-			if (ok) {
-				memcpy(w, p, n);
-				w += n;
-				p += n;
-			} else {
-				*w++ = '\\';
-				*w++ = 'u';
-				*w++ = '0';
-				*w++ = '0';
-				*w++ = hex[c >> 4];
-				*w++ = hex[c & 15];
-				p++;
-			}
-		}
-	}
-	*w++ = '"';
-	b->len = (size_t)(w - b->data);
-	return 0;
-}
-
+/* One line of plugins/common/dead_letter_format.h, the engine's own, with
+ * the message's topic, partition, offset and key. */
 static int dl_file_write(struct kafka_in *st, const rd_kafka_message_t *m, const char *why)
 {
-	struct cv_buf *b = &st->dl_buf;
-	char head[160];
-	cv_buf_reset(b);
-	int n = snprintf(head, sizeof head,
-	                 "{\"time\":%" PRId64 ",\"topic\":", st->id.api->now_ns());
-	int rc = cv_buf_append(b, head, (size_t)n);
-	const char *topic = rd_kafka_topic_name(m->rkt);
-	rc = rc ? rc : json_str(b, topic, strlen(topic));
-	n = snprintf(head, sizeof head,
-	             ",\"partition\":%" PRId32 ",\"offset\":%" PRId64 ",\"reason\":", m->partition,
-	             m->offset);
-	rc = rc ? rc : cv_buf_append(b, head, (size_t)n);
-	rc = rc ? rc : json_str(b, why, strlen(why));
-	rc = rc ? rc : cv_buf_append(b, ",\"payload\":", 11);
-	rc = rc ? rc : json_str(b, m->payload ? m->payload : "", m->len);
-	rc = rc ? rc : cv_buf_append(b, "}\n", 2);
-	if (rc)
-		return rc;
-	if (fwrite(b->data, 1, b->len, st->dl_file) != b->len || fflush(st->dl_file) != 0)
-		return CV_EIO;
-	return 0;
+	const struct cv_host_api *api = st->id.api;
+	struct cv_dead_letter entry = {
+	        .time_ns = api->now_ns(),
+	        .pipeline = api->pipeline_name(st->id.stage),
+	        .stage = api->stage_name(st->id.stage),
+	        .reason = why,
+	        .topic = rd_kafka_topic_name(m->rkt),
+	        .partition = m->partition,
+	        .offset = m->offset,
+	        .key = m->key,
+	        .key_len = m->key_len,
+	        .raw = m->payload ? m->payload : "",
+	        .raw_len = m->len,
+	};
+	cv_buf_reset(&st->dl_buf);
+	int rc = cv_dead_letter_encode(&st->dl_buf, &entry);
+	return rc ? rc : cv_dead_letter_append(st->dl_fd, st->dl_buf.data, st->dl_buf.len);
 }
 
 /* The dead-letter producer's delivery report settles the message's offset:
@@ -485,7 +433,7 @@ static void dead_letter(struct kafka_in *st, int slot, const rd_kafka_message_t 
 	         topic, m->partition, m->offset, why);
 	/* The host counts it, logs it (rate-limited) and writes it to the
 	 * pipeline's dead-letter file. */
-	api->dead_letter(st->id.stage, m->payload, m->len, NULL, st->reason);
+	api->dead_letter(st->id.stage, m->payload ? m->payload : "", m->len, NULL, st->reason);
 	api->metric_add(st->m_dead_letters, NULL, 1);
 
 	uint64_t token = offset_tracker_consume(st->trk, slot, m->offset);
@@ -871,8 +819,8 @@ static int setup(struct kafka_in *st)
 	const char *dl = cfg->dead_letter ? cfg->dead_letter : "";
 	if (strncmp(dl, "file:", 5) == 0 && dl[5]) {
 		st->dl = DL_FILE;
-		st->dl_file = fopen(dl + 5, "a");
-		if (!st->dl_file) {
+		st->dl_fd = open(dl + 5, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+		if (st->dl_fd < 0) {
 			api->log(stage, CV_LOG_ERROR,
 			         "dead_letter: cannot open \"%s\" for appending", dl + 5);
 			return CV_ECONFIG;
@@ -979,6 +927,7 @@ static int kafka_in_init(struct cv_stage *stage, const struct cv_host_api *api, 
 		return CV_ENOMEM;
 	st->id = (struct cv_kafka_ident){.api = api, .stage = stage};
 	st->cfg = config;
+	st->dl_fd = -1;
 	/* The host calls destroy only after a successful init. */
 	int rc = setup(st);
 	if (rc < 0) {
@@ -1065,8 +1014,8 @@ static void kafka_in_destroy(void *state)
 	}
 	if (st->dl_rk)
 		rd_kafka_destroy(st->dl_rk);
-	if (st->dl_file)
-		fclose(st->dl_file);
+	if (st->dl_fd >= 0)
+		close(st->dl_fd);
 	if (st->embedded)
 		cv_kafka_embedded_release();
 	cv_buf_free(&st->dl_buf);
@@ -1107,7 +1056,8 @@ static const struct cv_option options[] = {
          .default_value = "",
          .offset = offsetof(struct kafka_in_config, dead_letter),
          .description = "where undecodable messages go, with partition and offset: "
-                        "\"file:/path\" (JSON lines) or \"topic:name\"; they also go to the "
+                        "\"file:/path\" (JSON lines, as the pipeline's dead-letter file) or "
+                        "\"topic:name\"; they also go to the "
                         "pipeline's dead_letter"},
         {.name = "properties",
          .type = CV_OPT_MAP,

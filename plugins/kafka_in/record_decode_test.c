@@ -18,7 +18,7 @@
 #define NREC  4
 #define NSLOT 2
 
-static char arena[64 * 1024];
+static char arena[192 * 1024]; /* room for a line as long as a series key may be */
 static size_t arena_used, arena_limit = sizeof arena;
 static struct cv_record records[NREC];
 static struct cv_field slots[NREC][NSLOT];
@@ -337,6 +337,101 @@ static void test_round_trip(void **state)
 	}
 }
 
+/* Line protocol: the decoder refuses what the encoder cannot write, so
+ * every line it takes encodes, and reads back as the same record. */
+static void test_influx_agreement(void **state)
+{
+	struct cv_record *r;
+	const char *why;
+	/* Each was read before and then refused by the encoder (or, for a NUL,
+	 * cut the name short). */
+	static const struct {
+		const char *text;
+		size_t len;
+	} refused[] = {
+	        {"a\0b f=1 1", 9},         /* NUL in a measurement */
+	        {"m,k=v\0w f=1 1", 13},    /* NUL in a tag value */
+	        {"m f=1,\tg=2 1", 12},     /* a field key starting with tab */
+	        {"m,k\x01=v f=1 1", 14},   /* a control character in a tag key */
+	        {"m\x1f f=1 1", 9},        /* ...in a measurement */
+	        {"m,t=a,t=b f=1 1", 15},   /* a tag key twice */
+	        {"m,time=x f=1 1", 14},    /* "time" as a tag key */
+	        {"m time=1 1", 10},        /* "time" as a field key */
+	        {"m\\=x f=1 1", 10},       /* a backslash before '=' */
+	        {"m\\\"x f=1 1", 10},      /* a backslash before '"' */
+	        {"m,k=a\\\\,b f=1 1", 15}, /* decodes to a backslash before ',' */
+	        {"m,k=a\\ f=1 1", 12},     /* ...last in a tag value */
+	        {"m f\\\\\\ =1 1", 11},    /* ...before ' ' in a field key */
+	};
+	for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+		r = fresh();
+		why = NULL;
+		if (cv_record_decode_influx(&api, &batch, r, refused[i].text, refused[i].len, 0,
+		                            &why) != CV_EINVAL)
+			fail_msg("case %zu accepted: %.*s", i, (int)refused[i].len,
+			         refused[i].text);
+		assert_non_null(why);
+	}
+
+	/* A series key: its limit is the encoder's, as written. */
+	size_t big = CV_INFLUX_MAX_KEY;
+	char *line = malloc(big + 64);
+	assert_non_null(line);
+	arena_limit = sizeof arena;
+	for (int over = 0; over <= 1; over++) {
+		/* "m,k=" + value + " v=1i": key "m,k=..." plus 4 plus "v" */
+		size_t vlen = CV_INFLUX_MAX_KEY - 4 - 1 - 4 + (size_t)over;
+		memcpy(line, "m,k=", 4);
+		memset(line + 4, 'x', vlen);
+		memcpy(line + 4 + vlen, " v=1i", 5);
+		size_t n = 4 + vlen + 5;
+		r = fresh();
+		arena_used = 0;
+		int rc = cv_record_decode_influx(&api, &batch, r, line, n, 0, &why);
+		struct test_buf {
+			struct cv_buf b;
+		} out = {{0}};
+		if (over) {
+			assert_int_equal(rc, CV_EINVAL);
+		} else {
+			assert_int_equal(rc, 0);
+			assert_int_equal(cv_record_encode_influx(&out.b, r), 0);
+		}
+		cv_buf_free(&out.b);
+	}
+	free(line);
+
+	/* Hostile lines that are fine: decode, encode, decode gives the same. */
+	static const char *const fine[] = {
+	        "c:\\dir,p\\q=x\\\\y v\\w=1i 1",
+	        "m\\,x,k\\ 1=v\\=2 f\\,g=\"a\\\"\\\\b\" 5",
+	        "m=x,\"k=\"v f=\"\\n\" -1",
+	        "m\x7f\xff,k\xc3\xa9=v f=1.5e+300,g=-0.0,h=T,i=9u 0",
+	        "m,b=2,a=1,c=3 f=1 2",
+	        "m,times=x,Time=y f=1,TIME=2 3",
+	};
+	for (size_t i = 0; i < sizeof fine / sizeof *fine; i++) {
+		r = fresh();
+		why = NULL;
+		if (di(fine[i], &r, &why) != 0)
+			fail_msg("refused %s: %s", fine[i], why);
+		struct cv_buf a = {0}, b = {0};
+		if (cv_record_encode_influx(&a, r) != 0)
+			fail_msg("decoded, not encoded: %s", fine[i]);
+		struct cv_record *r2 = cv_batch_record_new(&batch);
+		assert_non_null(r2);
+		if (cv_record_decode_influx(&api, &batch, r2, a.data, a.len, 0, &why) != 0)
+			fail_msg("%s: encoded %.*s, not decoded: %s", fine[i], (int)a.len, a.data,
+			         why);
+		check_same(r, r2);
+		assert_int_equal(cv_record_encode_influx(&b, r2), 0);
+		assert_int_equal(a.len, b.len);
+		assert_memory_equal(a.data, b.data, a.len);
+		cv_buf_free(&a);
+		cv_buf_free(&b);
+	}
+}
+
 static void test_arena_full(void **state)
 {
 	const char *text = "{\"measurement\":\"m\",\"tags\":{\"a\":\"b\"},"
@@ -466,6 +561,7 @@ int main(void)
 	        cmocka_unit_test_setup(test_json_errors, setup),
 	        cmocka_unit_test_setup(test_influx, setup),
 	        cmocka_unit_test_setup(test_round_trip, setup),
+	        cmocka_unit_test_setup(test_influx_agreement, setup),
 	        cmocka_unit_test_setup(test_arena_full, setup),
 	        cmocka_unit_test_setup(test_floats_match_strtod, setup),
 	};
