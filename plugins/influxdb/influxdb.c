@@ -216,9 +216,10 @@ struct influx {
 	int64_t backoff_until;   /* monotonic ns */
 	uint64_t rng;
 	bool unhealthy;
-	int64_t split_logged_ns; /* when narrowing down a refused request was logged */
-	uint64_t fail_key;       /* the failure being handled: its status, curl code or text */
-	uint64_t logged_key;     /* the last failure logged at its level; 0: none */
+	int64_t split_logged_ns;    /* when narrowing down a refused request was logged */
+	uint64_t fail_key;          /* the failure being handled: its status, curl code or text */
+	uint64_t logged_key;        /* the last outage failure logged at its level; 0: none */
+	uint64_t config_logged_key; /* the last configuration error logged; 0: none */
 	int64_t logged_ns;
 	uint64_t repeats; /* failures of that kind not logged since */
 	char status_label[8];
@@ -693,14 +694,25 @@ static const char *short_message(const char *msg, size_t n, char out[MSG_MAX + 4
 }
 /* Logs a delivery failure `msg` (plus `detail`, which changes each time).
  * s->fail_key names the failure. A configuration error (`once`) is logged
- * when it is new and not again while it lasts; an outage at once, then at
- * most every LOG_REPEAT_NS (debug in between), so neither floods the log. */
+ * when it is new and not again until writes succeed, even when outage
+ * errors come in between (a server refusing plain HTTP also resets some
+ * connections); an outage at once, then at most every LOG_REPEAT_NS (debug
+ * in between), so neither floods the log. */
 static void log_failure(struct influx *s, enum cv_log_level level, const char *msg,
                         const char *detail, bool once)
 {
+	if (once) {
+		if (s->fail_key == s->config_logged_key) {
+			s->api->log(s->stage, CV_LOG_DEBUG, "%s%s", msg, detail);
+		} else {
+			s->api->log(s->stage, level, "%s%s", msg, detail);
+			s->config_logged_key = s->fail_key;
+		}
+		return;
+	}
 	int64_t now = mono_ns();
 	bool same = s->fail_key == s->logged_key;
-	if (same && (once || now - s->logged_ns < LOG_REPEAT_NS)) {
+	if (same && now - s->logged_ns < LOG_REPEAT_NS) {
 		s->repeats++;
 		s->api->log(s->stage, CV_LOG_DEBUG, "%s%s", msg, detail);
 		return;
@@ -880,6 +892,7 @@ static void server_answers(struct influx *s)
 		            s->base_url, s->failures);
 	s->failures = 0;
 	s->logged_key = 0;
+	s->config_logged_key = 0;
 	s->backoff_until = 0;
 	set_healthy(s, true, NULL);
 }
@@ -980,6 +993,29 @@ static struct chunk *chunk_pick_locked(struct influx *s, const struct chunk *c, 
 		n->nlines++;
 	}
 	n->born_ns = c->born_ns;
+	return n;
+}
+
+/* Moves the second half of the lines of `c` (two or more) into a fresh
+ * chunk, returned; NULL without memory, `c` unchanged. Under mu. */
+static struct chunk *chunk_split_locked(struct influx *s, struct chunk *c)
+{
+	uint32_t half = c->nlines / 2, start = c->lines[half - 1].end;
+	struct chunk *n = chunk_get_locked(s);
+	if (!n)
+		return NULL;
+	if (cv_buf_append(&n->body, c->body.data + start, c->body.len - start) != 0) {
+		chunk_put_locked(s, n);
+		return NULL;
+	}
+	for (uint32_t i = half; i < c->nlines; i++) {
+		n->lines[n->nlines] = c->lines[i];
+		n->lines[n->nlines++].end -= start;
+	}
+	n->born_ns = c->born_ns;
+	c->nlines = half;
+	c->body.len = start;
+	cv_buf_reset(&c->gz);
 	return n;
 }
 
@@ -1190,8 +1226,9 @@ static void refused_points(struct influx *s, struct chunk *c, long status, const
 	free(mark);
 }
 
-/* 413: the request is too large for the server. Its halves go again, and
- * later requests stay below half its size; a single point is rejected. */
+/* 413: the request is too large for the server. Requests are kept below
+ * half its size from now on (it goes again in halves, or smaller); a single
+ * point is rejected. */
 static void too_large(struct influx *s, struct chunk *c, long status, const char *msg,
                       size_t msg_len)
 {
@@ -1205,27 +1242,16 @@ static void too_large(struct influx *s, struct chunk *c, long status, const char
 		chunk_settle(s, c, CV_ACK_REJECTED, reason);
 		return;
 	}
-	uint8_t *mark = calloc(c->nlines, 1);
 	size_t refused_bytes = c->body.len;
 	pthread_mutex_lock(&s->mu);
 	size_t limit = refused_bytes / 2 > 1024 ? refused_bytes / 2 : 1024;
 	bool lowered = limit < s->max_bytes;
 	if (lowered)
 		s->max_bytes = limit;
-	struct chunk *other = NULL;
-	if (mark) {
-		for (uint32_t i = c->nlines / 2; i < c->nlines; i++)
-			mark[i] = LINE_APART;
-		if ((other = chunk_pick_locked(s, c, mark, LINE_APART)))
-			chunk_remove(c, mark, LINE_APART);
-	}
+	/* The sender halves it (and every queued request above the limit)
+	 * before sending it again. */
 	push_head_locked(s, c);
-	if (other)
-		push_head_locked(s, other);
-	else
-		s->backoff_until = mono_ns() + s->cfg->retry_initial;
 	pthread_mutex_unlock(&s->mu);
-	free(mark);
 	if (lowered)
 		s->api->log(s->stage, CV_LOG_WARN,
 		            "influxdb at %s refused a request of %zu bytes as too large (HTTP %ld: "
@@ -1293,13 +1319,18 @@ static void request_done(struct influx *s, struct slot *sl, CURLcode rc)
 	curl_easy_getinfo(sl->easy, CURLINFO_RESPONSE_CODE, &status);
 	s->api->metric_add(s->m_duration, NULL, (double)(mono_ns() - sl->started_ns) / SEC);
 
+	char text[MSG_MAX + 320], m[MSG_MAX + 4];
+	/* A server refusing a request may answer and close before it read the
+	 * whole body (Go's "Client sent an HTTP request to an HTTPS server"):
+	 * the connection is reset, but the answer came and counts. */
+	if ((rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR) && status >= 400)
+		rc = CURLE_OK;
 	if (rc == CURLE_OK)
 		snprintf(s->status_label, sizeof s->status_label, "%ld", status);
 	else
 		snprintf(s->status_label, sizeof s->status_label, "error");
 	s->api->metric_add(s->m_requests, s->status_label, 1);
 
-	char text[MSG_MAX + 320], m[MSG_MAX + 4];
 	if (rc != CURLE_OK) {
 		s->fail_key = (1ULL << 32) | (uint64_t)rc;
 		const char *detail = sl->errbuf[0] ? sl->errbuf : curl_easy_strerror(rc);
@@ -1437,6 +1468,13 @@ static void *sender_main(void *arg)
 			if (!sl)
 				break;
 			struct chunk *c = pop_head_locked(s);
+			/* Above the size a 413 taught: halved before it is sent. */
+			while (c->nlines > 1 && c->body.len > s->max_bytes) {
+				struct chunk *rest = chunk_split_locked(s, c);
+				if (!rest)
+					break;
+				push_head_locked(s, rest);
+			}
 			s->in_flight++;
 			pthread_mutex_unlock(&s->mu);
 			start_request(s, sl, c);
