@@ -100,11 +100,18 @@ class Stub:
         return out
 
 
+_secrets = []
+
+
 def secrets_file():
+    """One made-up secrets.yaml for every deploy.sh run (make-secrets.sh)."""
+    if _secrets:
+        return _secrets[0]
     path = os.path.join(k.workdir("stub-secrets"), "secrets.yaml")
     rc, out, err = k.run([os.path.join(SCRIPTS, "make-secrets.sh"), "--out", path, "--tls-dir",
                           os.path.join(os.path.dirname(path), "tls")], timeout=60)
     ct.check(rc == 0, "make-secrets.sh: %s%s" % (out, err))
+    _secrets.append(path)
     return path
 
 
