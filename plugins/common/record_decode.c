@@ -1010,12 +1010,12 @@ int cv_record_decode_influx(const struct cv_host_api *api, struct cv_batch *batc
 	size_t n;
 
 	char *m = lp_token(&p, end, false, &n);
-	if (n == 0 || *m == '#') {
-		*reason = "line protocol: empty measurement or comment";
+	if (n == 0 || !cv_influx_first_ok(*m, true)) {
+		*reason = "line protocol: empty measurement, comment or leading white space";
 		return CV_EINVAL;
 	}
 	if (!cv_influx_name_valid(m, n)) {
-		*reason = "line protocol: control character or stray backslash in the measurement";
+		*reason = "line protocol: stray backslash in the measurement";
 		return CV_EINVAL;
 	}
 	record->measurement = m;
@@ -1042,7 +1042,7 @@ int cv_record_decode_influx(const struct cv_host_api *api, struct cv_batch *batc
 			return CV_EINVAL;
 		}
 		if (!cv_influx_name_valid(k, kl) || !cv_influx_name_valid(v, vl)) {
-			*reason = "line protocol: control character or stray backslash in a tag";
+			*reason = "line protocol: stray backslash in a tag";
 			return CV_EINVAL;
 		}
 		if (cv_influx_is_time_key(k, kl)) {
@@ -1075,7 +1075,8 @@ int cv_record_decode_influx(const struct cv_host_api *api, struct cv_batch *batc
 			*reason = "line protocol: bad field key";
 			return CV_EINVAL;
 		}
-		if (!cv_influx_name_valid(k, kl) || cv_influx_is_time_key(k, kl)) {
+		if (!cv_influx_first_ok(*k, false) || !cv_influx_name_valid(k, kl) ||
+		    cv_influx_is_time_key(k, kl)) {
 			*reason = "line protocol: bad field key";
 			return CV_EINVAL;
 		}

@@ -20,8 +20,10 @@
  * INT64_MAX), floats, booleans (t, T, true, True, TRUE, f, ...), strings in
  * double quotes. A trailing newline is allowed; a second line is an error.
  * What the line protocol encoder refuses is refused here too (record_format.h:
- * control characters and a stray backslash in names, duplicate tag keys,
- * "time" keys, a series key too long), so a decoded record always encodes.
+ * a stray backslash in names, a measurement or field key starting with tab
+ * or NUL, duplicate tag keys, "time" keys, a series key too long), so a
+ * decoded record always encodes. NUL is a byte like any other (it used to
+ * end a name here).
  *
  * Every string of the record (measurement, keys, values) points into one copy
  * of the input in the batch arena, so the input may be freed afterwards.

@@ -469,13 +469,13 @@ enum lp_byte {
 	LP_ESCAPE,    /* ',' and ' ': backslash-escaped */
 	LP_EQUALS,    /* '=': escaped except in a measurement */
 	LP_BACKSLASH, /* kept, unless it would escape the next byte (refused) */
-	LP_REFUSE,    /* control characters: no form in line protocol */
+	LP_REFUSE,    /* newline and carriage return: they end the line */
 };
 
 /* clang-format off */
 static const unsigned char lp_class[256] = {
-	4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
-	4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 4, 0, 0, /*  '\n' and '\r' */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 	1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /*  ' ' and ',' */
 	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, /*  '=' */
 	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -639,8 +639,8 @@ int cv_record_encode_influx(struct cv_buf *buf, const struct cv_record *r)
 {
 	if (r->measurement_len == 0 || r->nfields == 0)
 		return CV_EINVAL;
-	if (r->measurement[0] == '#' || r->ntags > CV_RECORD_MAX_TAGS)
-		return CV_EINVAL; /* a comment line; more tags than a decoder reads */
+	if (!cv_influx_first_ok(r->measurement[0], true) || r->ntags > CV_RECORD_MAX_TAGS)
+		return CV_EINVAL; /* a comment line, white space, more tags than read */
 
 	size_t need = 2 * (size_t)r->measurement_len + 24;
 	for (uint16_t i = 0; i < r->ntags; i++)
@@ -663,7 +663,8 @@ int cv_record_encode_influx(struct cv_buf *buf, const struct cv_record *r)
 	*p++ = ' ';
 	for (uint16_t i = 0; i < r->nfields; i++) {
 		const struct cv_field *f = &r->fields[i];
-		if (f->key_len == 0 || cv_influx_is_time_key(f->key, f->key_len))
+		if (f->key_len == 0 || !cv_influx_first_ok(f->key[0], false) ||
+		    cv_influx_is_time_key(f->key, f->key_len))
 			return CV_EINVAL;
 		if (i)
 			*p++ = ',';

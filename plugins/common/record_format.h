@@ -36,18 +36,20 @@
  *   values (InfluxDB 1.6 happens to keep one inside a quoted string, other
  *   readers split the line there), and writing "\n" as two characters would
  *   store a backslash and an 'n', not a newline;
- * - in measurement, tag keys, tag values and field keys: any control
- *   character (0x00-0x1f; the protocol has no escape for them, and the 1.x
- *   parser skips tab and NUL as white space where a name starts); a
- *   backslash that is last or followed by ',', '=', ' ' or '"' (the protocol
- *   has no escape for the backslash itself there, so it would swallow the
- *   next delimiter) - cv_influx_name_valid();
+ * - in measurement, tag keys, tag values and field keys: a backslash that
+ *   is last or followed by ',', '=', ' ' or '"' (the protocol has no escape
+ *   for the backslash itself there, so it would swallow the next delimiter)
+ *   - cv_influx_name_valid();
+ * - a measurement starting with '#' (a comment line), tab or NUL, a field
+ *   key starting with tab or NUL (the parser skips tab and NUL as white
+ *   space where those start) - cv_influx_first_ok();
  * - an empty measurement, tag key or field key; no fields at all; two tags
- *   with the same key; more than CV_RECORD_MAX_TAGS tags; a measurement
- *   starting with '#' (a comment line); a tag or field key "time" (InfluxDB
- *   drops such points); a series key (measurement and tags as written, 4,
- *   and a field key as written) longer than CV_INFLUX_MAX_KEY bytes.
- * String field values may hold any other byte (NUL and tab included).
+ *   with the same key; more than CV_RECORD_MAX_TAGS tags; a tag or field key
+ *   "time" (InfluxDB drops such points); a series key (measurement and tags
+ *   as written, 4, and a field key as written) longer than
+ *   CV_INFLUX_MAX_KEY bytes.
+ * Any other byte is written as it is: other control characters (a tab or a
+ * NUL inside a name, NUL in a string) and bytes that are not UTF-8.
  *
  * Neither encoder appends a newline: the caller separates records.
  * On error an encoder leaves the buffer as it found it.
@@ -86,9 +88,17 @@ void cv_buf_free(struct cv_buf *buf);
 #define CV_INFLUX_MAX_KEY 65535
 
 /* True when line protocol can carry `s` as a measurement, tag key, tag
- * value or field key (see above: no control character, no backslash that
- * would escape what follows; emptiness and "time" are not checked). */
+ * value or field key (see above: no newline, no carriage return, no
+ * backslash that would escape what follows; emptiness, the first byte and
+ * "time" are not checked). */
 bool cv_influx_name_valid(const char *s, size_t n);
+/* True when a measurement (`measurement` true) or a field key may start
+ * with `c`: not tab or NUL, which the parser skips, nor '#' for a
+ * measurement (a comment line). */
+static inline bool cv_influx_first_ok(char c, bool measurement)
+{
+	return c != '\t' && c != '\0' && !(measurement && c == '#');
+}
 /* True for the key "time", which InfluxDB drops. */
 bool cv_influx_is_time_key(const char *s, size_t n);
 

@@ -84,7 +84,8 @@ static int run_dir(const char *dir, int *count)
 		snprintf(names[n++], len, "%s/%s", dir, e->d_name);
 	}
 	closedir(d);
-	qsort(names, n, sizeof *names, cmp);
+	if (n)
+		qsort(names, n, sizeof *names, cmp);
 	int rc = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct stat st;
