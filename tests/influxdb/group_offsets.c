@@ -1,9 +1,9 @@
 /*
  * group_offsets.c - prints what a consumer group committed on a topic,
- * without joining the group: one line "PARTITION COMMITTED HIGH" per
- * partition (COMMITTED -1 when the group committed nothing there, HIGH the
- * partition's end). Tests read it to tell which records a processor
- * acknowledged, and that no partition is left unconsumed (lag 0).
+ * without joining the group: one line "PARTITION COMMITTED LOW HIGH" per
+ * partition (COMMITTED -1 when the group committed nothing there, LOW the
+ * oldest offset the partition still holds, HIGH its end). Tests read it to tell which records a
+ * processor acknowledged, and that no partition is left unconsumed (lag 0).
  *
  * Usage: group_offsets BOOTSTRAP GROUP TOPIC. Exits 1 on any error.
  */
@@ -63,8 +63,8 @@ int main(int argc, char **argv)
 			        rd_kafka_err2str(p->err ? p->err : e));
 			goto out;
 		}
-		printf("%d %lld %lld\n", (int)p->partition,
-		       p->offset < 0 ? -1LL : (long long)p->offset, (long long)hi);
+		printf("%d %lld %lld %lld\n", (int)p->partition,
+		       p->offset < 0 ? -1LL : (long long)p->offset, (long long)lo, (long long)hi);
 	}
 	rc = 0;
 out:

@@ -25,11 +25,11 @@ sys.path.insert(0, HERE)
 import conveyor_test as ct  # noqa: E402
 import influx_env as ie  # noqa: E402
 import kafka_env as ke  # noqa: E402
+import group_env as ge  # noqa: E402
 
 JSONL_PLUGIN = os.path.join(ct.BUILD_DIR, "tests", "influxdb", "test_jsonl.so")
-GROUP_OFFSETS = os.path.join(ct.BUILD_DIR, "tests", "influxdb", "group_offsets")
 KAFKA_NEEDED = [os.path.join(ct.PLUGIN_DIR, p + ".so") for p in ("kafka_in", "kafka_out")] + \
-    [ke.MOCK_BIN, GROUP_OFFSETS]
+    [ke.MOCK_BIN, ge.GROUP_OFFSETS]
 TOPIC = "speed"
 PARTITIONS = 4
 # Retries a configuration error goes through before the checks: enough that
@@ -75,24 +75,16 @@ def kafka_source(mc, group):
 
 
 def group_offsets(mc, group):
-    """{partition: (committed or -1, end offset)} of `group` on TOPIC."""
-    rc, out, err = ct.run([GROUP_OFFSETS, mc.bootstraps, group, TOPIC], timeout=30)
-    ct.check(rc == 0, "group_offsets failed (%d): %s" % (rc, err))
-    offsets = {}
-    for line in out.split("\n"):
-        if line.strip():
-            p, committed, high = (int(x) for x in line.split())
-            offsets[p] = (committed, high)
-    ct.check(len(offsets) == PARTITIONS, "offsets of %d partitions: %r" % (PARTITIONS, offsets))
-    return offsets
+    """{partition: (committed or -1, low, high)} of `group` on TOPIC."""
+    return ge.offsets(mc.bootstraps, group, TOPIC, PARTITIONS)
 
 
 def committed_total(mc, group):
-    return sum(max(c, 0) for c, _ in group_offsets(mc, group).values())
+    return ge.committed(group_offsets(mc, group))
 
 
 def lag(mc, group):
-    return sum(h - max(c, 0) for c, h in group_offsets(mc, group).values())
+    return ge.lag(group_offsets(mc, group))
 
 
 def produce(mc, n):
