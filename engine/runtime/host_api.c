@@ -10,6 +10,7 @@
 #include "runtime/pipeline.h"
 #include "runtime/plugin_loader.h"
 #include "runtime/stage.h"
+#include "spec/options.h"
 
 int64_t host_now_ns(void)
 {
@@ -213,6 +214,14 @@ static bool api_stopping(const struct cv_stage *st)
 	return st->pipeline && atomic_load_explicit(&st->pipeline->stop, memory_order_relaxed);
 }
 
+static void api_check_error(struct cv_check *check, const char *option, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	options_check_verror(check, option, fmt, ap);
+	va_end(ap);
+}
+
 const struct cv_host_api host_api = {
         .struct_size = sizeof(struct cv_host_api),
         .abi_major = CV_ABI_MAJOR,
@@ -233,4 +242,6 @@ const struct cv_host_api host_api = {
         .pipeline_name = api_pipeline_name,
         .stage_name = api_stage_name,
         .stopping = api_stopping,
+        .check_error = api_check_error,
+        .option_given = options_check_given,
 };

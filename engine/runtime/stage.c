@@ -48,7 +48,8 @@ int stage_init(struct cv_stage *st)
 	int rc = st->plugin->init(st, &host_api, st->config, &state);
 	if (rc < 0) {
 		log_write(CV_LOG_ERROR, st->pipeline_name, st->name,
-		          "plugin %s failed to initialise (error %d)", st->plugin->name, rc);
+		          "plugin %s failed to initialise (%s)", st->plugin->name,
+		          cv_error_name(rc));
 		return rc;
 	}
 	st->state = state;

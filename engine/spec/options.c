@@ -218,7 +218,14 @@ struct ctx {
 	struct found *found;
 	struct mem *mem;
 	char *data;
+	unsigned flags; /* enum options_flag */
 	bool failed;
+};
+
+/* A plugin's view of the options while its `check` runs. */
+struct cv_check {
+	struct ctx *c;
+	int errors;
 };
 
 /* A value to parse: a node of the spec, of a secret file or of a default. */
@@ -674,6 +681,12 @@ static void fill_option(struct ctx *c, const struct cv_option *o, const struct f
 			         o->name, spec_node_type_name(fvalue->type));
 			return;
 		}
+		if (c->flags & OPTIONS_NO_FILES) {
+			if (o->type == CV_OPT_STRING)
+				v.s = OPTIONS_SECRET_PLACEHOLDER;
+			store(c, o, &v);
+			return;
+		}
 		size_t len;
 		char *text = read_secret_file(c, o, fvalue, &len);
 		if (!text)
@@ -932,9 +945,52 @@ static void walk(struct ctx *c, const struct spec_node *map, const char *prefix,
 	}
 }
 
-int options_fill(const char *file, const struct spec_node *stage, const struct cv_option *options,
-                 size_t config_size, const char *const *reserved, struct diag *diag,
-                 struct options_config *out)
+void options_check_verror(struct cv_check *ck, const char *option, const char *fmt, va_list ap)
+{
+	if (!ck)
+		return;
+	struct ctx *c = ck->c;
+	char msg[400];
+	vsnprintf(msg, sizeof msg, fmt ? fmt : "invalid", ap);
+	ssize_t i = option ? find_option(c, option, strlen(option)) : -1;
+	const struct spec_node *at = NULL; /* the stage, when the spec does not set it */
+	const char *suffix = "";
+	if (i >= 0 && !spec_node_is_null(c->found[i].value)) {
+		at = c->found[i].value;
+	} else if (i >= 0 && !spec_node_is_null(c->found[i].fvalue)) {
+		at = c->found[i].fvalue;
+		suffix = "_file";
+	}
+	ck->errors++;
+	if (option)
+		error_at(c, at, "option \"%s%s\": %s", option, suffix, msg);
+	else
+		error_at(c, at, "%s", msg);
+}
+
+bool options_check_given(const struct cv_check *ck, const char *option)
+{
+	if (!ck || !option)
+		return false;
+	ssize_t i = find_option(ck->c, option, strlen(option));
+	return i >= 0 && (!spec_node_is_null(ck->c->found[i].value) ||
+	                  !spec_node_is_null(ck->c->found[i].fvalue));
+}
+
+/* Runs the plugin's check on the filled config; `found` is still valid. */
+static void run_check(struct ctx *c, const struct cv_plugin *plugin, const struct cv_host_api *api)
+{
+	struct cv_check ck = {.c = c};
+	int rc = plugin->check(&ck, api, c->data);
+	if (rc < 0 && !ck.errors)
+		error_at(c, NULL, "plugin %s refused the options (%s) without saying why",
+		         plugin->name, cv_error_name(rc));
+}
+
+static int fill(const char *file, const struct spec_node *stage, const struct cv_option *options,
+                size_t config_size, const char *const *reserved, unsigned flags,
+                const struct cv_plugin *plugin, const struct cv_host_api *api, struct diag *diag,
+                struct options_config *out)
 {
 	out->data = NULL;
 	out->arena = NULL;
@@ -942,7 +998,8 @@ int options_fill(const char *file, const struct spec_node *stage, const struct c
 	                .diag = diag,
 	                .stage = stage,
 	                .opts = options,
-	                .nopts = options_count(options)};
+	                .nopts = options_count(options),
+	                .flags = flags};
 	if (!check_schema(&c, config_size))
 		return -1;
 	c.mem = calloc(1, sizeof *c.mem);
@@ -961,6 +1018,8 @@ int options_fill(const char *file, const struct spec_node *stage, const struct c
 		walk(&c, stage, "", reserved);
 	for (size_t i = 0; i < c.nopts; i++)
 		fill_option(&c, &c.opts[i], &c.found[i]);
+	if (!c.failed && plugin && plugin->check)
+		run_check(&c, plugin, api);
 	if (c.failed)
 		goto fail;
 	free(c.found);
@@ -971,6 +1030,23 @@ fail:
 	free(c.found);
 	mem_free(c.mem);
 	return -1;
+}
+
+int options_fill(const char *file, const struct spec_node *stage, const struct cv_option *options,
+                 size_t config_size, const char *const *reserved, struct diag *diag,
+                 struct options_config *out)
+{
+	return fill(file, stage, options, config_size, reserved, 0, NULL, NULL, diag, out);
+}
+
+int options_fill_plugin(const char *file, const struct spec_node *stage,
+                        const struct cv_plugin *plugin, const struct cv_host_api *api,
+                        const char *const *reserved, unsigned flags, struct diag *diag,
+                        struct options_config *out)
+{
+	static const struct cv_option none[] = {{0}};
+	return fill(file, stage, plugin->options ? plugin->options : none, plugin->config_size,
+	            reserved, flags, plugin, api, diag, out);
 }
 
 void options_config_free(struct options_config *cfg)

@@ -76,17 +76,15 @@ struct run {
 	int rc;
 };
 
+/* Fills the options of `plugin` from `yaml` (its check included, given the
+ * test's host table), collecting every message in r->log. */
+static void run_plugin(struct run *r, const char *yaml, const struct cv_plugin *plugin,
+                       unsigned flags);
+
 static void run_with(struct run *r, const char *yaml, const struct cv_option *opts, size_t size)
 {
-	memset(r, 0, sizeof *r);
-	struct diag pd = {0};
-	if (spec_doc_parse("t.yaml", yaml, strlen(yaml), &pd, &r->doc) != 0)
-		fail_msg("test YAML does not parse: %s", pd.last);
-	r->diag.out = open_memstream(&r->log, &r->log_len);
-	assert_non_null(r->diag.out);
-	r->rc = options_fill("t.yaml", r->doc->root, opts, size, reserved, &r->diag, &r->cfg);
-	fclose(r->diag.out);
-	r->diag.out = NULL;
+	const struct cv_plugin plugin = {.name = "t", .options = opts, .config_size = size};
+	run_plugin(r, yaml, &plugin, 0);
 	if (r->rc == 0) {
 		assert_int_equal(r->diag.errors, 0);
 		assert_non_null(r->cfg.data);
@@ -581,6 +579,133 @@ static void test_garbage(void **state)
 	}
 }
 
+/* ------------------------------------------------------------------------ */
+/* The plugin's cross-option check (ABI 1.1)                                 */
+/* ------------------------------------------------------------------------ */
+
+static int check_calls;
+static void test_check_error(struct cv_check *ck, const char *option, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+static void test_check_error(struct cv_check *ck, const char *option, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	options_check_verror(ck, option, fmt, ap);
+	va_end(ap);
+}
+
+static const struct cv_host_api check_api = {
+        .struct_size = sizeof(struct cv_host_api),
+        .check_error = test_check_error,
+        .option_given = options_check_given,
+};
+
+/* Refuses a password without a url (at the password, or its _file), a
+ * window above 100 with the mode "mark" (at window), and an insecure TLS
+ * without a CA (at the stage: ca_file is not given). */
+static int schema_check(struct cv_check *ck, const struct cv_host_api *api, const void *config)
+{
+	const struct cfg *c = config;
+	check_calls++;
+	int before = check_calls;
+	if (c->password && !c->url)
+		api->check_error(ck, "password", "needs url (%s)",
+		                 api->option_given(ck, "url") ? "given" : "not given");
+	if (c->window > 100 && c->mode == 0)
+		api->check_error(ck, "window", "above 100 needs mode drop_normal");
+	if (c->insecure && !api->option_given(ck, "tls.ca_file"))
+		api->check_error(ck, "tls.ca_file", "needed with insecure_skip_verify");
+	if (c->pin == 13)
+		return CV_EINVAL; /* refused without a word: the host says so */
+	return before == check_calls ? 0 : CV_ECONFIG;
+}
+
+static const struct cv_plugin check_plugin = {
+        CV_PLUGIN_HEADER,      .name = "checked",
+        .options = schema,     .config_size = sizeof(struct cfg),
+        .check = schema_check,
+};
+
+static void run_plugin(struct run *r, const char *yaml, const struct cv_plugin *plugin,
+                       unsigned flags)
+{
+	memset(r, 0, sizeof *r);
+	struct diag pd = {0};
+	if (spec_doc_parse("t.yaml", yaml, strlen(yaml), &pd, &r->doc) != 0)
+		fail_msg("test YAML does not parse: %s", pd.last);
+	r->diag.out = open_memstream(&r->log, &r->log_len);
+	assert_non_null(r->diag.out);
+	r->rc = options_fill_plugin("t.yaml", r->doc->root, plugin, &check_api, reserved, flags,
+	                            &r->diag, &r->cfg);
+	fclose(r->diag.out);
+	r->diag.out = NULL;
+}
+
+static void check_case(const char *yaml, unsigned flags, int errors, const char *want)
+{
+	struct run r;
+	run_plugin(&r, yaml, &check_plugin, flags);
+	if (errors == 0) {
+		if (r.rc != 0)
+			fail_msg("refused: %s", r.log);
+	} else {
+		assert_int_equal(r.rc, -1);
+		assert_null(r.cfg.data);
+		if (r.diag.errors != errors || !strstr(r.log, want))
+			fail_msg("%d errors, want %d with %s:\n%s", r.diag.errors, errors, want,
+			         r.log);
+	}
+	done(&r);
+}
+
+static void test_plugin_check(void **state)
+{
+	(void)state;
+	check_calls = 0;
+	check_case("field: f\nwindow: 50\n", 0, 0, NULL);
+	assert_int_equal(check_calls, 1);
+	/* at the option's value, nested or dotted */
+	check_case("field: f\npassword: hunter2\n", 0, 1,
+	           "t.yaml:2:11: error: option \"password\": needs url (not given)\n");
+	check_case("field: f\nwindow: 500\n", 0, 1,
+	           "t.yaml:2:9: error: option \"window\": above 100 needs mode drop_normal\n");
+	/* at the stage when the option is not in the spec */
+	check_case("{field: f, tls: {insecure_skip_verify: true}}", 0, 1,
+	           "t.yaml:1:1: error: option \"tls.ca_file\": needed with "
+	           "insecure_skip_verify\n");
+	/* every problem, in one pass */
+	check_case("field: f\nwindow: 500\npassword: x\n", 0, 2, "needs url");
+	/* a check refusing without a word is reported by the host */
+	check_case("field: f\npin: 13\n", 0, 1,
+	           "t.yaml:1:1: error: plugin checked refused the options (CV_EINVAL) without "
+	           "saying why\n");
+	/* not called when the options themselves are wrong */
+	check_calls = 0;
+	check_case("field: f\nwindow: 1\npassword: x\n", 0, 1, "out of range");
+	assert_int_equal(check_calls, 0);
+
+	/* a secret file: at NAME_file; read by run, not by validate */
+	char path[] = "/tmp/cv-check-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "pw\n", 3), 3);
+	close(fd);
+	char yaml[256];
+	snprintf(yaml, sizeof yaml, "field: f\npassword_file: %s\n", path);
+	check_case(yaml, 0, 1, "t.yaml:2:16: error: option \"password_file\": needs url");
+	check_case(yaml, OPTIONS_NO_FILES, 1, "t.yaml:2:16: error: option \"password_file\"");
+	unlink(path);
+	check_case(yaml, 0, 1, "cannot read");
+	check_case("field: f\nurl: u\npassword_file: /nonexistent/pw\n", OPTIONS_NO_FILES, 0, NULL);
+	struct run r;
+	run_plugin(&r, "field: f\nurl: u\npassword_file: /nonexistent/pw\n", &check_plugin,
+	           OPTIONS_NO_FILES);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(((const struct cfg *)r.cfg.data)->password, OPTIONS_SECRET_PLACEHOLDER);
+	done(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -596,6 +721,7 @@ int main(void)
 	        cmocka_unit_test(test_plugin_bugs),
 	        cmocka_unit_test(test_print),
 	        cmocka_unit_test(test_garbage),
+	        cmocka_unit_test(test_plugin_check),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,16 +25,14 @@ int harness_open(const struct cv_plugin *plugin, const char *options_yaml, uint3
                  struct harness **out)
 {
 	static const char *const reserved[] = {"plugin", "name", NULL};
-	static const struct cv_option none[] = {{0}};
 	struct harness *h = calloc(1, sizeof *h);
 	if (!h)
 		return CV_ENOMEM;
 	struct diag diag = {.out = stderr};
 	const char *text = options_yaml && *options_yaml ? options_yaml : "{}";
 	if (spec_doc_parse("<harness options>", text, strlen(text), &diag, &h->doc) < 0 ||
-	    options_fill("<harness options>", h->doc->root,
-	                 plugin->options ? plugin->options : none, plugin->config_size, reserved,
-	                 &diag, &h->cfg) < 0) {
+	    options_fill_plugin("<harness options>", h->doc->root, plugin, &host_api, reserved, 0,
+	                        &diag, &h->cfg) < 0) {
 		harness_close(h);
 		return CV_EINVAL;
 	}

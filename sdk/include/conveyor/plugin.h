@@ -40,7 +40,7 @@ extern "C" {
 #endif
 
 #define CV_ABI_MAJOR 1
-#define CV_ABI_MINOR 0
+#define CV_ABI_MINOR 1
 
 /* The symbol under which every plugin exports its descriptor. */
 #define CV_PLUGIN_SYMBOL "cv_plugin_descriptor"
@@ -61,6 +61,15 @@ enum cv_error {
 	CV_ECONFIG = -6, /* the configuration cannot work */
 	CV_ESTATE = -7,  /* called in the wrong state */
 };
+
+/* The name of an error code, "CV_ECONFIG", for messages; "CV_E?" for a code
+ * not listed. Since ABI 1.1 (inline: works with any host). */
+static inline const char *cv_error_name(int code)
+{
+	static const char *const names[] = {"CV_OK",     "CV_EINVAL", "CV_ENOMEM",  "CV_EIO",
+	                                    "CV_EAGAIN", "CV_EOF",    "CV_ECONFIG", "CV_ESTATE"};
+	return code <= 0 && code >= CV_ESTATE ? names[-code] : "CV_E?";
+}
 
 /* ------------------------------------------------------------------------ */
 /* Records and batches                                                       */
@@ -206,6 +215,7 @@ enum cv_metric_type {
 /* Opaque handles owned by the host. */
 struct cv_stage;  /* one stage of one pipeline: the plugin's identity */
 struct cv_metric; /* a metric a plugin registered */
+struct cv_check;  /* one stage's options under a plugin's `check` (since ABI 1.1) */
 
 /* Acknowledgement outcomes a sink reports. */
 enum cv_ack {
@@ -277,6 +287,20 @@ struct cv_host_api {
 	const char *(*stage_name)(const struct cv_stage *stage);
 	/* True once the engine is shutting down: long-running loops end. */
 	bool (*stopping)(const struct cv_stage *stage);
+
+	/* ---- since ABI 1.1 ---- */
+
+	/* From a plugin's `check` only: reports that the options cannot work
+	 * together, as `FILE:LINE:COLUMN: error: option "NAME": MESSAGE` at the
+	 * spec position of option `option` (a name of the option schema, dotted
+	 * like "tls.key_file"), or of the stage when the spec does not set it or
+	 * `option` is NULL. Every call is one error; the stage is refused. Never
+	 * put a secret's value in the message. */
+	void (*check_error)(struct cv_check *check, const char *option, const char *fmt, ...)
+	        __attribute__((format(printf, 3, 4)));
+	/* From a plugin's `check` only: true when the spec sets `option` (or,
+	 * for a secret, NAME_file), false when it has its default. */
+	bool (*option_given)(const struct cv_check *check, const char *option);
 };
 
 /* ------------------------------------------------------------------------ */
@@ -357,6 +381,20 @@ struct cv_plugin {
 	/* Optional, any kind: called once after init when every stage of the
 	 * pipeline is initialised, before data flows. */
 	int (*start)(void *state);
+
+	/* ---- since ABI 1.1 ---- */
+
+	/* Optional, any kind: checks what the option schema cannot say (one
+	 * option excludes or needs another, a URL's shape), reporting each
+	 * problem with api->check_error() so that it reads FILE:LINE:COLUMN.
+	 * Called by `conveyor validate` and `conveyor run` alike, after the
+	 * options were validated and filled, before any init; `config` is the
+	 * filled config struct (read only). Returns 0, or CV_ECONFIG when it
+	 * reported errors. It must not touch the outside world: no files (specs
+	 * are validated away from where they run), no network, no state. During
+	 * `validate` a secret given as NAME_file is not read: its member holds a
+	 * placeholder, so test secrets for presence only. */
+	int (*check)(struct cv_check *check, const struct cv_host_api *api, const void *config);
 };
 
 /* Fills the first members of a descriptor. */
