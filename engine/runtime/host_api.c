@@ -107,6 +107,22 @@ static void api_dead_letter(struct cv_stage *st, const void *raw, size_t raw_len
 	pipeline_dead_letter(st, raw, raw_len, record, reason);
 }
 
+static void api_reject(struct cv_stage *st, struct cv_batch *pub, struct cv_record *record,
+                       const char *reason)
+{
+	uintptr_t at = (uintptr_t)record, first = (uintptr_t)pub->records;
+	if (!st || !record || at < first || at >= (uintptr_t)(pub->records + pub->count))
+		return; /* not a record of this batch */
+	if (st->plugin->kind == CV_KIND_SINK) {
+		api_ack_record(pub, (uint32_t)(record - pub->records), CV_ACK_REJECTED, reason);
+		return;
+	}
+	if (record->flags & CV_RECORD_DROPPED)
+		return;
+	pipeline_dead_letter(st, NULL, 0, record, reason);
+	cv_record_drop(pub, record);
+}
+
 struct cv_metric {
 	struct metric_family *family;
 	enum metric_type type;
@@ -244,4 +260,5 @@ const struct cv_host_api host_api = {
         .stopping = api_stopping,
         .check_error = api_check_error,
         .option_given = options_check_given,
+        .reject = api_reject,
 };

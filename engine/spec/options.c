@@ -21,6 +21,9 @@
 
 #define MAX_NAME        256       /* longest dotted option name matched */
 #define MAX_SECRET_FILE (1 << 20) /* a secret file is a token, not a dump */
+#define KNOWN_FLAGS                                                                                \
+	(CV_OPT_REQUIRED | CV_OPT_SECRET | CV_OPT_HAS_MIN | CV_OPT_HAS_MAX |                       \
+	 CV_OPT_MIN_EXCLUSIVE | CV_OPT_MAX_EXCLUSIVE | CV_OPT_NONEMPTY)
 
 /* ------------------------------------------------------------------------ */
 /* Config memory: a chain of allocations freed together                      */
@@ -83,6 +86,7 @@ const char *options_type_name(enum cv_option_type type)
 	case CV_OPT_ENUM: return "enum";
 	case CV_OPT_LIST: return "list";
 	case CV_OPT_MAP: return "map";
+	case CV_OPT_FIELD_NAME: return "field";
 	}
 	return "unknown";
 }
@@ -99,6 +103,7 @@ static size_t type_size(enum cv_option_type type)
 	case CV_OPT_ENUM: return sizeof(int);
 	case CV_OPT_LIST: return sizeof(struct cv_string_list);
 	case CV_OPT_MAP: return sizeof(struct cv_string_map);
+	case CV_OPT_FIELD_NAME: return sizeof(struct cv_field_name);
 	case CV_OPT_END: break;
 	}
 	return 0;
@@ -166,21 +171,32 @@ static void format_bound(char *buf, size_t size, const struct cv_option *o, doub
 		snprintf(buf, size, "%.15g", v);
 }
 
-/* "between 1 and 10", "at least 1", "at most 10"; "" without bounds. */
+static bool has_min(const struct cv_option *o)
+{
+	return o->flags & (CV_OPT_HAS_MIN | CV_OPT_MIN_EXCLUSIVE);
+}
+
+static bool has_max(const struct cv_option *o)
+{
+	return o->flags & (CV_OPT_HAS_MAX | CV_OPT_MAX_EXCLUSIVE);
+}
+
+/* "between 1 and 10", "greater than 0 and at most 1", "at least 1", "less
+ * than 10"; "" without bounds. */
 static void format_range(char *buf, size_t size, const struct cv_option *o)
 {
 	char lo[64], hi[64];
 	format_bound(lo, sizeof lo, o, o->min);
 	format_bound(hi, sizeof hi, o, o->max);
-	bool has_min = o->flags & CV_OPT_HAS_MIN, has_max = o->flags & CV_OPT_HAS_MAX;
-	if (has_min && has_max)
+	bool lo_ex = o->flags & CV_OPT_MIN_EXCLUSIVE, hi_ex = o->flags & CV_OPT_MAX_EXCLUSIVE;
+	if (has_min(o) && has_max(o) && !lo_ex && !hi_ex)
 		snprintf(buf, size, "between %s and %s", lo, hi);
-	else if (has_min)
-		snprintf(buf, size, "at least %s", lo);
-	else if (has_max)
-		snprintf(buf, size, "at most %s", hi);
 	else
-		buf[0] = '\0';
+		snprintf(buf, size, "%s%s%s%s%s",
+		         has_min(o) ? (lo_ex ? "greater than " : "at least ") : "",
+		         has_min(o) ? lo : "", has_min(o) && has_max(o) ? " and " : "",
+		         has_max(o) ? (hi_ex ? "less than " : "at most ") : "",
+		         has_max(o) ? hi : "");
 }
 
 /* "a, b, c" into buf; cut with ", ..." when it does not fit. */
@@ -321,12 +337,14 @@ union value {
 	int e;
 	struct cv_string_list l;
 	struct cv_string_map m;
+	struct cv_field_name f;
 };
 
 static bool check_range(struct ctx *c, const struct cv_option *o, const struct src *s, double v)
 {
-	if (!((o->flags & CV_OPT_HAS_MIN) && v < o->min) &&
-	    !((o->flags & CV_OPT_HAS_MAX) && v > o->max))
+	bool lo_ex = o->flags & CV_OPT_MIN_EXCLUSIVE, hi_ex = o->flags & CV_OPT_MAX_EXCLUSIVE;
+	if (!(has_min(o) && (lo_ex ? v <= o->min : v < o->min)) &&
+	    !(has_max(o) && (hi_ex ? v >= o->max : v > o->max)))
 		return true;
 	char range[160], buf[96];
 	format_range(range, sizeof range, o);
@@ -498,15 +516,46 @@ static bool parse_value(struct ctx *c, const struct cv_option *o, const struct s
 	const struct spec_node *n = s->node;
 	char buf[96];
 	switch (o->type) {
-	case CV_OPT_LIST: return parse_list(c, o, s, &v->l);
-	case CV_OPT_MAP: return parse_map(c, o, s, &v->m);
+	case CV_OPT_LIST:
+		if (!parse_list(c, o, s, &v->l))
+			return false;
+		if ((o->flags & CV_OPT_NONEMPTY) && v->l.count == 0) {
+			value_error(c, o, s, "needs at least one item");
+			return false;
+		}
+		return true;
+	case CV_OPT_MAP:
+		if (!parse_map(c, o, s, &v->m))
+			return false;
+		if ((o->flags & CV_OPT_NONEMPTY) && v->m.count == 0) {
+			value_error(c, o, s, "needs at least one entry");
+			return false;
+		}
+		return true;
 	case CV_OPT_STRING:
 		if (!expect_scalar(c, o, s, "a string") || !scalar_text(c, o, s, n))
 			return false;
+		if ((o->flags & CV_OPT_NONEMPTY) && n->scalar_len == 0) {
+			value_error(c, o, s, "must not be empty");
+			return false;
+		}
 		v->s = mem_strndup(c->mem, n->scalar, n->scalar_len);
 		if (!v->s)
 			oom(c);
 		return v->s != NULL;
+	case CV_OPT_FIELD_NAME:
+		if (!expect_scalar(c, o, s, "a field name") || !scalar_text(c, o, s, n))
+			return false;
+		if (n->scalar_len == 0 || n->scalar_len > UINT16_MAX) {
+			value_error(c, o, s, "a field name is 1 to %u bytes long, not %zu",
+			            (unsigned)UINT16_MAX, n->scalar_len);
+			return false;
+		}
+		v->f.name = mem_strndup(c->mem, n->scalar, n->scalar_len);
+		v->f.len = (uint16_t)n->scalar_len;
+		if (!v->f.name)
+			oom(c);
+		return v->f.name != NULL;
 	case CV_OPT_INT:
 		if (!expect_scalar(c, o, s, "an integer"))
 			return false;
@@ -777,6 +826,10 @@ static bool check_schema(struct ctx *c, size_t config_size)
 			         "plugin bug: option \"%s\" lies outside the config struct "
 			         "(offset %zu, size %zu, struct %zu bytes)",
 			         name, o->offset, size, config_size);
+			ok = false;
+		} else if (o->flags & ~KNOWN_FLAGS) {
+			error_at(c, NULL, "plugin bug: option \"%s\" has unknown flags 0x%x", name,
+			         (unsigned)(o->flags & ~KNOWN_FLAGS));
 			ok = false;
 		} else if (o->type == CV_OPT_ENUM && (!o->enum_values || !o->enum_values[0])) {
 			error_at(c, NULL, "plugin bug: enum option \"%s\" has no values", name);
@@ -1082,16 +1135,21 @@ static void option_columns(const struct cv_option *o, char cols[NCOLS][256])
 	cols[COL_VALUES][0] = '\0';
 	if (o->type == CV_OPT_ENUM) {
 		join_enum(cols[COL_VALUES], 256, o->enum_values, "|");
-	} else if (o->flags & (CV_OPT_HAS_MIN | CV_OPT_HAS_MAX)) {
+	} else if (has_min(o) || has_max(o)) {
 		char lo[64], hi[64];
 		format_bound(lo, sizeof lo, o, o->min);
 		format_bound(hi, sizeof hi, o, o->max);
-		if ((o->flags & CV_OPT_HAS_MIN) && (o->flags & CV_OPT_HAS_MAX))
+		bool lo_ex = o->flags & CV_OPT_MIN_EXCLUSIVE,
+		     hi_ex = o->flags & CV_OPT_MAX_EXCLUSIVE;
+		if (has_min(o) && has_max(o) && !lo_ex && !hi_ex)
 			snprintf(cols[COL_VALUES], 256, "%s..%s", lo, hi);
-		else if (o->flags & CV_OPT_HAS_MIN)
-			snprintf(cols[COL_VALUES], 256, ">= %s", lo);
 		else
-			snprintf(cols[COL_VALUES], 256, "<= %s", hi);
+			snprintf(cols[COL_VALUES], 256, "%s%s%s%s%s",
+			         has_min(o) ? (lo_ex ? "> " : ">= ") : "", has_min(o) ? lo : "",
+			         has_min(o) && has_max(o) ? ", " : "",
+			         has_max(o) ? (hi_ex ? "< " : "<= ") : "", has_max(o) ? hi : "");
+	} else if (o->flags & CV_OPT_NONEMPTY) {
+		snprintf(cols[COL_VALUES], 256, "not empty");
 	}
 	if (!*cols[COL_VALUES])
 		snprintf(cols[COL_VALUES], 256, "-");

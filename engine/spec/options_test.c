@@ -580,6 +580,102 @@ static void test_garbage(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Schema additions of ABI 1.1: exclusive bounds, non-empty, field names     */
+/* ------------------------------------------------------------------------ */
+
+struct cfg11 {
+	double factor;
+	double ratio;
+	const char *label;
+	struct cv_string_list hosts;
+	struct cv_field_name field;
+	struct cv_field_name output;
+};
+
+static const struct cv_option schema11[] = {
+        CV_OPTION(struct cfg11, factor, CV_OPT_DOUBLE, .flags = CV_OPT_MIN_EXCLUSIVE,
+                  .default_value = "1", .description = "multiplier"),
+        CV_OPTION(struct cfg11, ratio, CV_OPT_DOUBLE,
+                  .flags = CV_OPT_MIN_EXCLUSIVE | CV_OPT_HAS_MAX, .max = 1),
+        CV_OPTION(struct cfg11, label, CV_OPT_STRING, .flags = CV_OPT_NONEMPTY),
+        CV_OPTION(struct cfg11, hosts, CV_OPT_LIST, .flags = CV_OPT_NONEMPTY),
+        CV_OPTION(struct cfg11, field, CV_OPT_FIELD_NAME, .flags = CV_OPT_REQUIRED),
+        CV_OPTION(struct cfg11, output, CV_OPT_FIELD_NAME, .default_value = "out"),
+        {0},
+};
+
+static void bad11(const char *yaml, const char *last)
+{
+	struct run r;
+	run_with(&r, yaml, schema11, sizeof(struct cfg11));
+	assert_int_equal(r.rc, -1);
+	if (r.diag.errors != 1 || strcmp(r.diag.last, last) != 0)
+		fail_msg("got:  %s\nwant: %s\nall:\n%s", r.diag.last, last, r.log);
+	done(&r);
+}
+
+static void test_schema_1_1(void **state)
+{
+	(void)state;
+	struct run r;
+	run_with(&r, "{field: speed_ms, ratio: 1, label: x, hosts: [a]}", schema11,
+	         sizeof(struct cfg11));
+	assert_int_equal(r.rc, 0);
+	const struct cfg11 *c = r.cfg.data;
+	assert_string_equal(c->field.name, "speed_ms");
+	assert_int_equal(c->field.len, 8);
+	assert_string_equal(c->output.name, "out"); /* a default is measured too */
+	assert_int_equal(c->output.len, 3);
+	assert_true(c->factor == 1 && c->ratio == 1);
+	done(&r);
+
+	bad11("{field: f, factor: 0}",
+	      "t.yaml:1:20: error: option \"factor\": \"0\" is out of range: must be greater "
+	      "than 0");
+	bad11("{field: f, factor: -1.5}",
+	      "t.yaml:1:20: error: option \"factor\": \"-1.5\" is out of range: must be greater "
+	      "than 0");
+	bad11("{field: f, ratio: 0}", "t.yaml:1:19: error: option \"ratio\": \"0\" is out of "
+	                              "range: must be greater than 0 and at most 1");
+	bad11("{field: f, label: ''}", "t.yaml:1:19: error: option \"label\": must not be empty");
+	bad11("{field: f, hosts: []}",
+	      "t.yaml:1:19: error: option \"hosts\": needs at least one item");
+	bad11("{field: ''}", "t.yaml:1:9: error: option \"field\": a field name is 1 to 65535 "
+	                     "bytes long, not 0");
+	bad11("{field: [a]}", "t.yaml:1:9: error: option \"field\": expected a field name, got a "
+	                      "sequence");
+	bad11("{}", "t.yaml:1:1: error: missing required option \"field\"");
+	char *long_name = malloc(70000 + 32);
+	assert_non_null(long_name);
+	strcpy(long_name, "{field: ");
+	memset(long_name + 8, 'k', 65536);
+	strcpy(long_name + 8 + 65536, "}");
+	bad11(long_name, "t.yaml:1:9: error: option \"field\": a field name is 1 to 65535 bytes "
+	                 "long, not 65536");
+	free(long_name);
+
+	static const struct cv_option bad_flags[] = {
+	        {.name = "n", .type = CV_OPT_INT, .flags = 1u << 12, .offset = 0},
+	        {0},
+	};
+	run_with(&r, "{}", bad_flags, sizeof(int64_t));
+	assert_string_equal(r.diag.last, "t.yaml:1:1: error: plugin bug: option \"n\" has unknown "
+	                                 "flags 0x1000");
+	done(&r);
+
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	options_print(f, schema11);
+	fclose(f);
+	assert_non_null(strstr(text, "\nfactor  double  1        -         > 0"));
+	assert_non_null(strstr(text, "\nratio   double  -        -         > 0, <= 1"));
+	assert_non_null(strstr(text, "\nlabel   string  -        -         not empty"));
+	assert_non_null(strstr(text, "\nfield   field   -        required  -"));
+	free(text);
+}
+
+/* ------------------------------------------------------------------------ */
 /* The plugin's cross-option check (ABI 1.1)                                 */
 /* ------------------------------------------------------------------------ */
 
@@ -721,6 +817,7 @@ int main(void)
 	        cmocka_unit_test(test_plugin_bugs),
 	        cmocka_unit_test(test_print),
 	        cmocka_unit_test(test_garbage),
+	        cmocka_unit_test(test_schema_1_1),
 	        cmocka_unit_test(test_plugin_check),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
