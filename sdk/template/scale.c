@@ -16,7 +16,9 @@
  * descriptor's `name` (it must match the file name NAME.so when specs load the
  * plugin by name), and replace the options and process(). Everything a plugin
  * may use is in <conveyor/plugin.h>; a plugin links nothing of the host.
- * sdk/README.md explains the rules this file follows.
+ * scale_test.c beside it unit-tests it against the real host's batches
+ * (<conveyor/test_harness.h>). sdk/README.md explains the rules this file
+ * follows.
  */
 #include <math.h>
 #include <stdbool.h>

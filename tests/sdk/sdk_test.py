@@ -13,8 +13,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 
-from conveyor_test import (BIN, BUILD_DIR, PLUGIN_DIR, SOURCE_DIR, check, main, run,  # noqa: E402
-                           tmpdir, write_file)
+from conveyor_test import (BIN, BUILD_DIR, PLUGIN_DIR, SANITIZE, SOURCE_DIR, check,  # noqa: E402
+                           main, run, tmpdir, write_file)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RECORDS = 1000
@@ -456,6 +456,52 @@ def test_abi_1_0_plugin_runs_unchanged():
     check(lines["author 1.1"] <= 40, "the example transform takes %d lines" % lines["author 1.1"])
 
 
+def build_compiler():
+    """The C compiler of this build: the harness archive is its object code
+    (and, in the sanitizer build, needs its runtime)."""
+    with open(os.path.join(BUILD_DIR, "CMakeCache.txt")) as f:
+        m = re.search(r"^CMAKE_C_COMPILER:\w+=(.+)$", f.read(), re.M)
+    return m.group(1).strip() if m else "cc"
+
+
+def test_harness_installed_and_template_unit_test_runs():
+    """The test harness installs (component sdk-test: header, static library,
+    conveyor-sdk-test.pc) and the template's unit test builds out of tree
+    against it, with make and with CMake, and passes."""
+    work = workdir("conveyor-sdk-harness-")
+    prefix = os.path.join(work, "prefix")
+    for component in ("sdk", "sdk-test"):
+        rc, out, err = run(["cmake", "--install", BUILD_DIR, "--prefix", prefix, "--component",
+                            component], timeout=BUILD_TIMEOUT)
+        check(rc == 0, "cmake --install --component %s failed:\n%s%s" % (component, out, err))
+    for f in ("include/conveyor/test_harness.h", "lib/libconveyor-sdk-test.a",
+              "lib/pkgconfig/conveyor-sdk-test.pc"):
+        check(os.path.exists(os.path.join(prefix, f)), "%s not installed" % f)
+    env = dict(os.environ)
+    for var in ("CPATH", "C_INCLUDE_PATH", "CFLAGS", "CPPFLAGS", "LDFLAGS", "MAKEFLAGS",
+                "MFLAGS", "CMAKE_PREFIX_PATH", "PKG_CONFIG_LIBDIR"):
+        env.pop(var, None)
+    env["PKG_CONFIG_PATH"] = os.path.join(prefix, "lib", "pkgconfig")
+    cc = build_compiler()
+    cflags = "-O1 -g" + (" -fsanitize=address,undefined -fno-omit-frame-pointer"
+                         if SANITIZE else "")
+
+    src = os.path.join(work, "scale")
+    shutil.copytree(os.path.join(SOURCE_DIR, "sdk", "template"), src,
+                    ignore=shutil.ignore_patterns("*.so", "build*", "scale_test"))
+    out = sh(["make", "test", "CC=" + cc, "CFLAGS=" + cflags], env, src, "make test (template)")
+    check("scale_test: ok" in out, "make test did not run the unit test:\n%s" % out)
+    check(os.path.join(prefix, "lib") in out and os.path.realpath(SOURCE_DIR) not in out,
+          "the unit test is not linked against the installed harness alone:\n%s" % out)
+
+    build = os.path.join(work, "scale-cmake")
+    sh(["cmake", "-S", src, "-B", build, "-DCMAKE_C_COMPILER=" + cc,
+        "-DCMAKE_C_FLAGS=" + cflags], env, src, "cmake configure (template test)")
+    sh(["cmake", "--build", build], env, src, "cmake --build (template test)")
+    out = sh(["ctest", "--test-dir", build, "--output-on-failure"], env, src, "ctest (template)")
+    check("1 tests passed" in out or "100% tests passed" in out, "ctest:\n%s" % out)
+
+
 if __name__ == "__main__":
     main([
         test_install_is_header_and_pc_only,
@@ -468,4 +514,5 @@ if __name__ == "__main__":
         test_newer_minor_refused,
         test_same_abi_accepted,
         test_abi_1_0_plugin_runs_unchanged,
+        test_harness_installed_and_template_unit_test_runs,
     ])
