@@ -118,55 +118,12 @@ static size_t options_count(const struct cv_option *options)
 	return n;
 }
 
-/* "500ms", "1h": the largest unit that divides the value. */
-static void format_duration(char *buf, size_t size, double ns)
-{
-	static const struct {
-		const char *name;
-		int64_t mult;
-	} units[] = {{"h", 3600000000000}, {"m", 60000000000}, {"s", 1000000000},
-	             {"ms", 1000000},      {"us", 1000},       {"ns", 1}};
-	if (!(ns >= -9.2e18 && ns <= 9.2e18) || ns != floor(ns)) {
-		snprintf(buf, size, "%gns", ns);
-		return;
-	}
-	int64_t v = (int64_t)ns;
-	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-		if (v % units[i].mult == 0) {
-			snprintf(buf, size, "%" PRId64 "%s", v / units[i].mult, units[i].name);
-			return;
-		}
-	}
-}
-
-static void format_size(char *buf, size_t size, double bytes)
-{
-	static const struct {
-		const char *name;
-		uint64_t mult;
-	} units[] = {{"TiB", 1ull << 40}, {"GiB", 1ull << 30},   {"MiB", 1ull << 20},
-	             {"KiB", 1ull << 10}, {"TB", 1000000000000}, {"GB", 1000000000},
-	             {"MB", 1000000},     {"kB", 1000}};
-	if (!(bytes >= 0 && bytes <= 1.8e19) || bytes != floor(bytes)) {
-		snprintf(buf, size, "%g", bytes);
-		return;
-	}
-	uint64_t v = (uint64_t)bytes;
-	for (size_t i = 0; v && i < sizeof units / sizeof units[0]; i++) {
-		if (v % units[i].mult == 0) {
-			snprintf(buf, size, "%" PRIu64 "%s", v / units[i].mult, units[i].name);
-			return;
-		}
-	}
-	snprintf(buf, size, "%" PRIu64, v);
-}
-
 static void format_bound(char *buf, size_t size, const struct cv_option *o, double v)
 {
 	if (o->type == CV_OPT_DURATION)
-		format_duration(buf, size, v);
+		units_format_duration(buf, size, v);
 	else if (o->type == CV_OPT_SIZE)
-		format_size(buf, size, v);
+		units_format_size(buf, size, v);
 	else
 		snprintf(buf, size, "%.15g", v);
 }
