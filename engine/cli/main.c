@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "http/http_server.h"
 #include "runtime/engine.h"
 #include "base/log.h"
 #include "spec/options.h"
@@ -20,14 +21,17 @@ extern const unsigned long conveyor_demo_spec_len;
 
 static void usage(FILE *out)
 {
-	fputs("usage: conveyor run [SPEC.yaml] [--listen ADDR] [--duration SECONDS]\n"
+	fputs("usage: conveyor run [SPEC.yaml] [--listen ADDR|off] [--duration SECONDS]\n"
 	      "       conveyor validate SPEC.yaml...\n"
 	      "       conveyor plugins [NAME]\n"
 	      "       conveyor version\n"
 	      "\n"
 	      "run       runs every pipeline of SPEC (the built-in demo without one) until\n"
-	      "          its sources end, SIGINT/SIGTERM, or --duration; then drains\n"
-	      "validate  checks specs against the plugins' option schemas; starts nothing\n"
+	      "          its sources end, SIGINT/SIGTERM, or --duration; then drains;\n"
+	      "          serves /metrics, /healthz, /readyz on engine.http.listen\n"
+	      "          (default 127.0.0.1:8000), or --listen ADDR; off: no HTTP server\n"
+	      "validate  checks specs against the plugins' option schemas and checks;\n"
+	      "          starts nothing and reads no file the spec names\n"
 	      "plugins   lists the plugins on the plugin path, or one plugin's options\n"
 	      "\n"
 	      "Environment: CONVEYOR_PLUGIN_PATH (colon-separated directories),\n"
@@ -59,7 +63,14 @@ static int cmd_run(int argc, char **argv)
 	struct engine_options opts = {0};
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
+			char err[256];
 			opts.listen_override = argv[++i];
+			if (strcmp(argv[i], "off") == 0) {
+				opts.listen_override = ""; /* no HTTP server */
+			} else if (http_listen_check(argv[i], err, sizeof err) < 0) {
+				fprintf(stderr, "conveyor: --listen: %s (or off)\n", err);
+				return EXIT_USAGE;
+			}
 		} else if (strcmp(argv[i], "--duration") == 0 && i + 1 < argc) {
 			if (units_parse_duration(argv[++i], &opts.duration_ns) < 0 ||
 			    opts.duration_ns <= 0) {
@@ -114,7 +125,7 @@ static int cmd_validate(int argc, char **argv)
 		struct plugin_loader *loader = plugin_loader_new();
 		struct diag diag = {.out = stderr};
 		struct engine_spec *spec = NULL;
-		if (engine_spec_load(argv[i], NULL, 0, loader, &diag, &spec) < 0) {
+		if (engine_spec_validate(argv[i], loader, &diag, &spec) < 0) {
 			bad++;
 		} else {
 			size_t stages = 0;

@@ -288,3 +288,10 @@ void http_server_stop(struct http_server *srv)
 	MHD_stop_daemon(srv->daemon);
 	free(srv);
 }
+
+int http_listen_check(const char *listen_addr, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	return parse_listen(listen_addr, &ss, &sslen, err, errlen);
+}

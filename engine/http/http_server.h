@@ -30,6 +30,9 @@ struct http_server;
  * with a message in err (*out is then NULL). */
 int http_server_start(const char *listen, const struct http_handlers *handlers,
                       struct http_server **out, char *err, size_t errlen);
+/* Checks `listen` as http_server_start() parses it, binding nothing, so
+ * that a spec's address is refused before the run. 0, or -1 with err. */
+int http_listen_check(const char *listen, char *err, size_t errlen);
 /* The port actually bound. */
 uint16_t http_server_port(const struct http_server *srv);
 /* Stops the thread, closes the socket, frees. NULL is fine. */

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <conveyor/plugin.h> /* the error codes: one convention, the SDK's */
+
 #include "text_codec.h"
 
 /* Series updated by different threads sit on separate cache lines. */
@@ -399,7 +401,7 @@ static int table_grow(struct metric_family *f)
 	size_t size = f->table_size ? f->table_size * 2 : 8;
 	struct metric_series **t = calloc(size, sizeof(*t));
 	if (!t)
-		return -2;
+		return CV_ENOMEM;
 	for (struct metric_series *s = f->series_head; s; s = s->next) {
 		size_t slot = (size_t)(s->hash & (size - 1));
 		s->hnext = t[slot];
@@ -535,10 +537,10 @@ uint64_t metric_count(const struct metric_series *s)
 int metrics_add_collector(struct metrics *m, metrics_collector_fn fn, void *ctx)
 {
 	if (!m || !fn)
-		return -22;
+		return CV_EINVAL;
 	struct collector *c = calloc(1, sizeof(*c));
 	if (!c)
-		return -2;
+		return CV_ENOMEM;
 	c->fn = fn;
 	c->ctx = ctx;
 	pthread_mutex_lock(&m->lock);

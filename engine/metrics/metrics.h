@@ -66,18 +66,18 @@ uint64_t metric_count(const struct metric_series *s);
 
 /* A callback that appends more exposition text at render time (process
  * metrics). It must write complete # HELP / # TYPE blocks. Collectors run in
- * the order added, outside the registry lock. Returns 0, -2 on allocation
- * failure, -22 for a NULL registry or function. */
+ * the order added, outside the registry lock. Returns 0, CV_ENOMEM, or
+ * CV_EINVAL for a NULL registry or function. */
 typedef void (*metrics_collector_fn)(void *ctx, struct strbuf *out);
 int metrics_add_collector(struct metrics *m, metrics_collector_fn fn, void *ctx);
 
 /* Renders every family (in registration order; series in creation order)
- * then the collectors. Returns 0, or -2 on allocation failure. */
+ * then the collectors. Returns 0, or CV_ENOMEM (strbuf's -2). */
 int metrics_render(struct metrics *m, struct strbuf *out);
 
 /* Appends v as Prometheus clients print floats: the shortest text that
  * reads back to the same double ("1e-06", "2.5e-06", "0.005", "1", "+Inf",
- * "NaN"). Returns 0 or -2 (allocation failure). */
+ * "NaN"). Returns 0 or CV_ENOMEM. */
 int metrics_append_double(struct strbuf *out, double v);
 
 /* 1us .. 10s in 1-2.5-5 steps, in seconds. */

@@ -32,7 +32,8 @@ struct cv_stage {
 	const struct cv_plugin *plugin;
 	const void *config;
 	void *state;
-	struct metrics *registry; /* for plugin-registered metrics */
+	struct cv_context context; /* the state of a plugin without init (ABI 1.1) */
+	struct metrics *registry;  /* for plugin-registered metrics */
 	bool initialised;
 	bool started;
 	_Atomic bool healthy;
@@ -47,10 +48,11 @@ struct cv_stage {
 };
 
 /* Registers the stage's host metrics in `registry` (labels pipeline, stage,
- * plugin, kind). Returns 0 or -2. */
+ * plugin, kind). Returns 0 or CV_ENOMEM. */
 int stage_metrics_register(struct cv_stage *st, struct metrics *registry);
 
-/* Inits the plugin with its config; logs and returns negative on failure. */
+/* Inits the plugin with its config (a plugin without init gets the stage's
+ * cv_context as its state); logs the code's name and returns it on failure. */
 int stage_init(struct cv_stage *st);
 /* Calls the plugin's destroy if it was initialised. */
 void stage_destroy(struct cv_stage *st);

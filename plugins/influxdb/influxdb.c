@@ -1732,56 +1732,100 @@ static bool set(const char *v)
 		return CV_ECONFIG;                                                                 \
 	} while (0)
 
-static int check_config(struct cv_stage *stage, const struct cv_host_api *api,
-                        const struct influx_config *cfg)
+/* What the option schema cannot say, reported at the offending option by
+ * `conveyor validate` and `run` alike (ABI 1.1 check). Touches no file:
+ * init checks that the TLS files can be read. */
+static int influx_check(struct cv_check *ck, const struct cv_host_api *api, const void *config)
 {
+	const struct influx_config *cfg = config;
+	int errors = 0;
+#define CHECK_ERROR(option, ...)                                                                   \
+	do {                                                                                       \
+		api->check_error(ck, option, __VA_ARGS__);                                         \
+		errors++;                                                                          \
+	} while (0)
 	const char *u = cfg->url;
 	bool https = strncasecmp(u, "https://", 8) == 0;
 	if (!https && strncasecmp(u, "http://", 7) != 0)
-		CONFIG_ERROR("url must start with https:// or http://");
+		CHECK_ERROR("url", "must start with https:// or http://");
 	CURLU *h = curl_url();
 	if (!h)
 		return CV_ENOMEM;
 	CURLUcode uc = curl_url_set(h, CURLUPART_URL, u, 0);
-	char *user = NULL, *query = NULL, *fragment = NULL;
+	char *user = NULL, *password = NULL, *query = NULL, *fragment = NULL;
 	if (uc == CURLUE_OK) {
 		curl_url_get(h, CURLUPART_USER, &user, 0);
+		curl_url_get(h, CURLUPART_PASSWORD, &password, 0);
 		curl_url_get(h, CURLUPART_QUERY, &query, 0);
 		curl_url_get(h, CURLUPART_FRAGMENT, &fragment, 0);
 	}
-	bool has_user = user != NULL, has_query = query || fragment;
+	bool has_user = user || password, has_query = query || fragment;
 	curl_free(user);
+	curl_free(password);
 	curl_free(query);
 	curl_free(fragment);
 	curl_url_cleanup(h);
-	/* The url is logged in errors, so it must hold no secret. */
-	if (uc != CURLUE_OK)
-		CONFIG_ERROR("url is not a valid URL (%s)", curl_url_strerror(uc));
+	/* The url is logged in errors, so it must hold no secret; never echo it. */
+	if (uc != CURLUE_OK && errors == 0)
+		CHECK_ERROR("url", "not a valid URL (%s)", curl_url_strerror(uc));
 	if (has_user)
-		CONFIG_ERROR("url must not contain credentials: use username/password or token");
+		CHECK_ERROR("url", "must not contain credentials: give them as username and "
+		                   "password (or password_file), or as token (or token_file)");
 	if (has_query)
-		CONFIG_ERROR("url must be the server's base URL, without a query or fragment "
-		             "(the sink adds /write or /api/v2/write and their parameters)");
+		CHECK_ERROR("url", "must be the server's base URL, without a query or fragment "
+		                   "(the sink adds /write or /api/v2/write and their parameters)");
 
+	static const char *const v1_only[] = {"database", "retention_policy", "username",
+	                                      "password"};
+	static const char *const v2_only[] = {"org", "bucket", "token"};
 	if (cfg->api == API_V1) {
 		if (!set(cfg->database))
-			CONFIG_ERROR("api v1 needs database");
-		if (set(cfg->org) || set(cfg->bucket) || set(cfg->token))
-			CONFIG_ERROR("org, bucket and token belong to api v2; with api v1 use "
-			             "database, username and password");
+			CHECK_ERROR("database", "api v1 needs database");
+		for (size_t i = 0; i < 3; i++)
+			if (api->option_given(ck, v2_only[i]))
+				CHECK_ERROR(v2_only[i],
+				            "belongs to api v2 (org, bucket, token); with "
+				            "api v1 use database, username and password");
 		if (set(cfg->password) && !set(cfg->username))
-			CONFIG_ERROR("password is set but username is not");
+			CHECK_ERROR("password", "is set but username is not");
 	} else {
-		if (!set(cfg->org) || !set(cfg->bucket) || !set(cfg->token))
-			CONFIG_ERROR("api v2 needs org, bucket and token (or token_file)%s%s%s",
-			             set(cfg->org) ? "" : "; org is missing",
-			             set(cfg->bucket) ? "" : "; bucket is missing",
-			             set(cfg->token) ? "" : "; token is missing");
-		if (set(cfg->database) || set(cfg->username) || set(cfg->password) ||
-		    set(cfg->retention_policy))
-			CONFIG_ERROR("database, retention_policy, username and password belong to "
-			             "api v1; with api v2 use org, bucket and token");
+		const char *v2_values[] = {cfg->org, cfg->bucket, cfg->token};
+		for (size_t i = 0; i < 3; i++)
+			if (!set(v2_values[i]))
+				CHECK_ERROR("api", "api v2 needs %s%s", v2_only[i],
+				            i == 2 ? " (or token_file)" : "");
+		for (size_t i = 0; i < 4; i++)
+			if (api->option_given(ck, v1_only[i]))
+				CHECK_ERROR(v1_only[i],
+				            "belongs to api v1 (database, retention_policy, "
+				            "username, password); with api v2 use org, "
+				            "bucket and token");
 	}
+	if (set(cfg->tls_key_file) && !set(cfg->tls_cert_file))
+		CHECK_ERROR("tls.key_file", "is set but tls.cert_file is not: a client key "
+		                            "needs its certificate");
+	if (set(cfg->tls_cert_file) && !set(cfg->tls_key_file))
+		CHECK_ERROR("tls.cert_file", "is set but tls.key_file is not: a client "
+		                             "certificate needs its key");
+	const char *tls_options[] = {"tls.ca_file", "tls.cert_file", "tls.key_file",
+	                             "tls.insecure_skip_verify"};
+	bool tls_set[] = {set(cfg->tls_ca_file), set(cfg->tls_cert_file), set(cfg->tls_key_file),
+	                  cfg->tls_insecure_skip_verify};
+	for (size_t i = 0; !https && i < 4; i++)
+		if (tls_set[i])
+			CHECK_ERROR(tls_options[i], "TLS options need an https:// url");
+	if (cfg->retry_max < cfg->retry_initial)
+		CHECK_ERROR(api->option_given(ck, "retry.max") ? "retry.max" : "retry.initial",
+		            "retry.max (%gs) is shorter than retry.initial (%gs)",
+		            (double)cfg->retry_max / SEC, (double)cfg->retry_initial / SEC);
+#undef CHECK_ERROR
+	return errors ? CV_ECONFIG : 0;
+}
+
+/* What only the machine that runs the sink can check, and warnings. */
+static int check_environment(struct cv_stage *stage, const struct cv_host_api *api,
+                             const struct influx_config *cfg)
+{
 	const char *files[][2] = {{"tls.ca_file", cfg->tls_ca_file},
 	                          {"tls.cert_file", cfg->tls_cert_file},
 	                          {"tls.key_file", cfg->tls_key_file}};
@@ -1790,13 +1834,7 @@ static int check_config(struct cv_stage *stage, const struct cv_host_api *api,
 			CONFIG_ERROR("%s %s cannot be read: %s", files[i][0], files[i][1],
 			             strerror(errno));
 	}
-	if (set(cfg->tls_key_file) && !set(cfg->tls_cert_file))
-		CONFIG_ERROR("tls.key_file is set but tls.cert_file is not");
-	if (!https &&
-	    (set(cfg->tls_ca_file) || set(cfg->tls_cert_file) || cfg->tls_insecure_skip_verify))
-		CONFIG_ERROR("tls options are set but url is not https://");
-	if (cfg->retry_max < cfg->retry_initial)
-		CONFIG_ERROR("retry.max is shorter than retry.initial");
+	bool https = strncasecmp(cfg->url, "https://", 8) == 0;
 	if (!https && (set(cfg->password) || set(cfg->token)))
 		api->log(stage, CV_LOG_WARN,
 		         "url is plain http://: credentials and data travel unencrypted");
@@ -1942,7 +1980,7 @@ static int influx_init(struct cv_stage *stage, const struct cv_host_api *api, co
                        void **state)
 {
 	const struct influx_config *cfg = config;
-	int rc = check_config(stage, api, cfg);
+	int rc = check_environment(stage, api, cfg);
 	if (rc)
 		return rc;
 	pthread_once(&curl_once, curl_init_once);
@@ -2038,4 +2076,5 @@ CV_PLUGIN_EXPORT const struct cv_plugin cv_plugin_descriptor = {
         .destroy = influx_destroy,
         .write = influx_write,
         .flush = influx_flush,
+        .check = influx_check,
 };
