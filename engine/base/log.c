@@ -1,19 +1,21 @@
 #include "base/log.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-static enum cv_log_level log_min_level = CV_LOG_INFO;
-static enum log_format log_fmt = LOG_FORMAT_JSON;
+/* Atomic: a reload changes them while other threads log. */
+static _Atomic int log_min_level = CV_LOG_INFO;
+static _Atomic int log_fmt = LOG_FORMAT_JSON;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void log_configure(enum cv_log_level level, enum log_format format)
 {
-	log_min_level = level;
-	log_fmt = format;
+	atomic_store_explicit(&log_min_level, (int)level, memory_order_relaxed);
+	atomic_store_explicit(&log_fmt, (int)format, memory_order_relaxed);
 }
 
 int log_level_parse(const char *s)
@@ -41,7 +43,7 @@ int log_format_parse(const char *s, enum log_format *out)
 
 bool log_enabled(enum cv_log_level level)
 {
-	return level >= log_min_level;
+	return (int)level >= atomic_load_explicit(&log_min_level, memory_order_relaxed);
 }
 
 /* Appends s JSON-escaped into buf[*pos..cap), truncating at the end. */
@@ -79,7 +81,7 @@ static void put_raw(char *buf, size_t *pos, size_t cap, const char *s)
 void log_vwrite(enum cv_log_level level, const char *pipeline, const char *stage, const char *fmt,
                 va_list ap)
 {
-	if (level < log_min_level)
+	if (!log_enabled(level))
 		return;
 	char msg[2048];
 	vsnprintf(msg, sizeof msg, fmt, ap);
@@ -94,7 +96,7 @@ void log_vwrite(enum cv_log_level level, const char *pipeline, const char *stage
 
 	char line[4096];
 	size_t pos = 0, cap = sizeof line;
-	if (log_fmt == LOG_FORMAT_JSON) {
+	if (atomic_load_explicit(&log_fmt, memory_order_relaxed) == LOG_FORMAT_JSON) {
 		put_raw(line, &pos, cap, "{\"time\":\"");
 		put_raw(line, &pos, cap, when);
 		put_raw(line, &pos, cap, "\",\"level\":\"");

@@ -50,6 +50,10 @@ struct cv_stage {
  * plugin, kind). Returns 0 or -2. */
 int stage_metrics_register(struct cv_stage *st, struct metrics *registry);
 
+/* Adds src's totals to dst's: a stage's successor after a reload continues
+ * its counts (the metric series are shared through their labels). */
+void stage_carry_totals(struct cv_stage *dst, const struct cv_stage *src);
+
 /* Inits the plugin with its config; logs and returns negative on failure. */
 int stage_init(struct cv_stage *st);
 /* Calls the plugin's destroy if it was initialised. */
