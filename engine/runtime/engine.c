@@ -556,16 +556,17 @@ static unsigned reload(struct engine *e, const char *trigger, struct strbuf *out
 		return 500;
 	}
 	strbuf_free(&errors);
-	if (e->opts->apply_log)
-		e->opts->apply_log(plan->spec);
 	settings_take(&e->set, plan->spec);
 	struct strbuf account = {0};
 	commit(e, plan, &account);
-	reload_plan_free(plan);
 	metric_inc(e->m_reloads_ok, 1);
 	metric_set(e->m_reload_ok, 1);
 	metric_set(e->m_reload_time, wall_seconds());
 	log_info("reloaded %s (%s): %s", file, trigger, account.data ? account.data : "");
+	/* After the account: a reload to a quieter level still says so. */
+	if (e->opts->apply_log)
+		e->opts->apply_log(plan->spec);
+	reload_plan_free(plan);
 	strbuf_printf(out, "reloaded: %s\n", account.data ? account.data : "");
 	strbuf_free(&account);
 	sweep_series(e);
