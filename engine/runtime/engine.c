@@ -330,7 +330,9 @@ static int start_pipeline(struct engine *e, struct engine_pipeline *ep)
 	int rc = pipeline_start(ep->p);
 	/* A pipeline that failed to start counts as ended; /readyz says which
 	 * stage never started. */
+	pthread_mutex_lock(&e->mu);
 	ep->started = true;
+	pthread_mutex_unlock(&e->mu);
 	if (rc < 0) {
 		e->start_failed = true;
 		log_write(CV_LOG_ERROR, ep->name, NULL, "pipeline failed to start");
@@ -445,27 +447,26 @@ static struct engine_pipeline *orphan_draining(struct engine *e, const char *nam
 /* Applies a prepared plan: the new set replaces the old under the lock;
  * what leaves it drains (or, never started, is freed); what can start
  * starts. Writes the reload's one-line account to `text`. */
-static void commit(struct engine *e, struct reload_plan *plan, struct strbuf *text)
+static int commit(struct engine *e, struct reload_plan *plan, struct strbuf *text)
 {
 	struct strbuf kept = {0}, swapped = {0}, restarted = {0}, added = {0}, removed = {0};
 	struct engine_pipeline **next = calloc(plan->nsteps ? plan->nsteps : 1, sizeof *next);
-	struct engine_pipeline **drain =
-	        realloc(e->draining, (e->ndraining + e->nrunning + 1) * sizeof *drain);
 	struct engine_pipeline **unused = calloc(e->nrunning + 1, sizeof *unused);
 	size_t nunused = 0;
+	/* Under the lock: the HTTP thread may be reading the old array. */
+	pthread_mutex_lock(&e->mu);
+	struct engine_pipeline **drain =
+	        realloc(e->draining, (e->ndraining + e->nrunning + 1) * sizeof *drain);
+	if (drain)
+		e->draining = drain;
 	if (!next || !drain || !unused) {
 		/* Out of memory after preparing: keep running what runs. */
+		pthread_mutex_unlock(&e->mu);
 		free(next);
 		free(unused);
-		if (drain)
-			e->draining = drain;
-		reload_plan_abort(plan);
-		strbuf_puts(text, "out of memory; nothing changed");
-		return;
+		return -1;
 	}
 	int64_t deadline = host_monotonic_ns() + plan->spec->shutdown_timeout_ns;
-	pthread_mutex_lock(&e->mu);
-	e->draining = drain;
 	for (size_t i = 0; i < plan->nsteps; i++) {
 		struct reload_step *st = &plan->steps[i];
 		switch (st->action) {
@@ -528,6 +529,7 @@ static void commit(struct engine *e, struct reload_plan *plan, struct strbuf *te
 	strbuf_free(&restarted);
 	strbuf_free(&added);
 	strbuf_free(&removed);
+	return 0;
 }
 
 /* Reloads the spec file; returns the HTTP status that says how it went,
@@ -556,9 +558,20 @@ static unsigned reload(struct engine *e, const char *trigger, struct strbuf *out
 		return 500;
 	}
 	strbuf_free(&errors);
-	settings_take(&e->set, plan->spec);
 	struct strbuf account = {0};
-	commit(e, plan, &account);
+	if (commit(e, plan, &account) < 0) {
+		reload_plan_abort(plan);
+		sweep_series(e);
+		metric_inc(e->m_reloads_failed, 1);
+		metric_set(e->m_reload_ok, 0);
+		log_error("reload of %s (%s) failed: out of memory; the running pipelines are "
+		          "untouched",
+		          file, trigger);
+		strbuf_puts(out, "reload failed: out of memory\n");
+		return 500;
+	}
+	/* The listen address is the same (or refused): only a copy can fail. */
+	settings_take(&e->set, plan->spec);
 	metric_inc(e->m_reloads_ok, 1);
 	metric_set(e->m_reload_ok, 1);
 	metric_set(e->m_reload_time, wall_seconds());
@@ -622,8 +635,11 @@ static void progress(struct engine *e, bool stopping)
 		snprintf(name, sizeof name, "%s", d->name);
 		engine_pipeline_free(d);
 		log_write(CV_LOG_INFO, name, NULL, "%s",
-		          succ ? "the replaced pipeline drained and stopped; its successor starts"
-		               : "the removed pipeline drained and stopped");
+		          !succ      ? "the removed pipeline drained and stopped"
+		          : stopping ? "the replaced pipeline drained and stopped; the engine is "
+		                       "stopping, so its successor does not start"
+		                     : "the replaced pipeline drained and stopped; its successor "
+		                       "starts");
 		freed = true;
 		if (succ) {
 			succ->pred = NULL;
