@@ -6,14 +6,17 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* What stat(2) says of the file the path resolves to now: any change of
- * these (a new inode after a symlink swap, a write) makes us read it. */
+/* What stat(2) says of the file the path resolves to now: for a large
+ * file, a change of these (a new inode after a symlink swap, a write) is
+ * what makes us read it again. */
 struct file_id {
 	dev_t dev;
 	ino_t ino;
 	off_t size;
 	struct timespec mtime, ctime;
 };
+
+#define SMALL_FILE (1 << 20)
 
 struct spec_watch {
 	char *path;
@@ -80,7 +83,10 @@ bool spec_watch_changed(struct spec_watch *w)
 	struct file_id id;
 	if (!file_id_get(w->path, &id))
 		return false;
-	if (w->have_id && file_id_equal(&id, &w->id))
+	/* Timestamps move in coarse ticks: two writes within one tick look
+	 * alike to stat. Small files (specs are) are hashed at every check;
+	 * only a large one is trusted to stat. */
+	if (w->have_id && file_id_equal(&id, &w->id) && id.size > SMALL_FILE)
 		return false;
 	uint64_t h;
 	if (!file_hash(w->path, &h))
