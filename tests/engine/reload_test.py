@@ -119,7 +119,8 @@ def test_transform_swap_keeps_everything_else():
             "      - { name: second, plugin: anomaly, window: 30, threshold: 2.0 }\n")), ()),
         (pipeline_body(out, transforms="      - { name: scorer, plugin: anomaly, threshold: 3 }\n"),
          ("anomaly", "second")),
-        (pipeline_body(out, 3.0), ("scorer",)),
+        # anomaly comes back: a new stage (the old one's series may be gone).
+        (pipeline_body(out, 3.0), ("scorer", "anomaly", "second")),
     ]
     for i, (body, removed) in enumerate(variants, 1):
         before = e.metrics()
@@ -353,8 +354,12 @@ def test_other_signals_do_not_kill():
 
 
 def test_builtin_demo_ignores_reload():
-    """The demo has no spec file: SIGHUP is logged and ignored."""
+    """The demo has no spec file: SIGHUP is logged and ignored, and
+    --watch is refused."""
     ec.require_plugins()
+    rc, _, err = ec.conveyor(["run", "--watch"])
+    ct.check(rc == 2 and "needs a spec file" in err, "run --watch without a spec: %d %s" %
+             (rc, err))
     if not all(os.path.exists(os.path.join(ct.PLUGIN_DIR, p + ".so"))
                for p in ("kafka_in", "kafka_out")):
         print("  NOTE: Kafka plugins not built: the demo is not run")
