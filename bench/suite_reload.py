@@ -25,8 +25,10 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import types
 from statistics import median_high
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -246,7 +248,11 @@ def _restart(ctx):
         return [{"benchmark": "reload: Kafka source change", "metric": "skipped (no Kafka)",
                  "value": None, "unit": "", "baseline": None, "ratio": None, "target": None,
                  "ok": None}]
-    mc = _Mock(ctx, {"speed": 8})
+    # A folder of its own: the Kafka suite leaves its mock's bootstrap file
+    # in the shared one.
+    own = types.SimpleNamespace(build_dir=ctx.build_dir,
+                                workdir=tempfile.mkdtemp(dir=ctx.workdir, prefix="reload-"))
+    mc = _Mock(own, {"speed": 8})
     out = os.path.join(ctx.workdir, "reload-restart.jsonl")
     proc = prod = None
     watch = _GrowthWatch(out)
@@ -279,7 +285,8 @@ def _restart(ctx):
             gaps.append(watch.longest_gap(t0, min(RESTART_WINDOW_S, time.monotonic() - t0)))
         joins = _joins(proc)
     finally:
-        watch.stop()
+        if watch.is_alive():
+            watch.stop()
         for e in (prod, proc):
             if e:
                 e.stop()
