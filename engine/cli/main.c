@@ -21,7 +21,7 @@ extern const unsigned long conveyor_demo_spec_len;
 
 static void usage(FILE *out)
 {
-	fputs("usage: conveyor run [SPEC.yaml] [--listen ADDR|off] [--duration SECONDS]\n"
+	fputs("usage: conveyor run [SPEC.yaml] [--listen ADDR|off] [--duration SECONDS] [--watch]\n"
 	      "       conveyor validate SPEC.yaml...\n"
 	      "       conveyor plugins [NAME]\n"
 	      "       conveyor version\n"
@@ -29,7 +29,8 @@ static void usage(FILE *out)
 	      "run       runs every pipeline of SPEC (the built-in demo without one) until\n"
 	      "          its sources end, SIGINT/SIGTERM, or --duration; then drains;\n"
 	      "          serves /metrics, /healthz, /readyz on engine.http.listen\n"
-	      "          (default 127.0.0.1:8000), or --listen ADDR; off: no HTTP server\n"
+	      "          (default 127.0.0.1:8000), or --listen ADDR; off: no HTTP server.\n"
+	      "          SIGHUP (and --watch, on a change of SPEC's content) reloads SPEC\n"
 	      "validate  checks specs against the plugins' option schemas and checks;\n"
 	      "          starts nothing and reads no file the spec names\n"
 	      "plugins   lists the plugins on the plugin path, or one plugin's options\n"
@@ -60,9 +61,15 @@ static void configure_log(const struct engine_spec *spec)
 static int cmd_run(int argc, char **argv)
 {
 	const char *file = NULL;
+	bool watch = false;
 	struct engine_options opts = {0};
+	/* Before anything starts a thread: a SIGHUP or SIGTERM that comes
+	 * while the spec loads waits for the engine's loop. */
+	engine_block_signals();
 	for (int i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
+		if (strcmp(argv[i], "--watch") == 0) {
+			watch = true;
+		} else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
 			char err[256];
 			opts.listen_override = argv[++i];
 			if (strcmp(argv[i], "off") == 0) {
@@ -91,7 +98,17 @@ static int cmd_run(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
+	if (watch && !file) {
+		fputs("conveyor: run --watch needs a spec file (the built-in demo has none)\n",
+		      stderr);
+		return EXIT_USAGE;
+	}
 	configure_log(NULL);
+	/* The watch's baseline is the content about to be loaded. */
+	if (watch && !(opts.watch = spec_watch_new(file))) {
+		fputs("conveyor: out of memory\n", stderr);
+		return EXIT_RUNTIME;
+	}
 	struct plugin_loader *loader = plugin_loader_new();
 	struct diag diag = {.out = stderr};
 	struct engine_spec *spec = NULL;
@@ -103,14 +120,21 @@ static int cmd_run(int argc, char **argv)
 		                      conveyor_demo_spec_len, loader, &diag, &spec);
 	if (rc < 0) {
 		plugin_loader_free(loader);
+		spec_watch_free(opts.watch);
 		return EXIT_USAGE;
 	}
 	configure_log(spec);
 	if (!file)
 		log_info("running the built-in demo (pipelines/demo.yaml); Ctrl-C stops it");
+	else if (watch)
+		log_info("watching %s: a change of its content reloads it", file);
+	opts.spec_file = file;
+	opts.loader = loader;
+	opts.apply_log = configure_log;
 	int code = engine_run(spec, &opts);
-	engine_spec_free(spec);
+	/* The loader last: the plugins' code ran until engine_run returned. */
 	plugin_loader_free(loader);
+	spec_watch_free(opts.watch);
 	return code;
 }
 

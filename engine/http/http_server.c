@@ -207,6 +207,39 @@ static enum MHD_Result respond_check(struct MHD_Connection *conn, void *ctx,
 	return respond(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, CT_TEXT, &body);
 }
 
+/* POST /-/reload: the answer comes once the request (and any body, read and
+ * ignored) is in, so the connection stays usable. */
+static enum MHD_Result on_reload(struct http_server *srv, struct MHD_Connection *conn,
+                                 const char *method, size_t *upload_data_size, void **req_ctx)
+{
+	static int started;
+	if (strcmp(method, MHD_HTTP_METHOD_POST) != 0) {
+		static const char text[] = "method not allowed\n";
+		struct MHD_Response *r = MHD_create_response_from_buffer(
+		        sizeof text - 1, (void *)text, MHD_RESPMEM_PERSISTENT);
+		if (!r)
+			return MHD_NO;
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CT_TEXT);
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "POST");
+		enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+	if (!*req_ctx) {
+		*req_ctx = &started;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (!srv->handlers.reload)
+		return respond_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
+	struct strbuf body = {0};
+	unsigned status = srv->handlers.reload(srv->handlers.ctx, &body);
+	return respond(conn, status, CT_TEXT, &body);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_ctx)
@@ -214,8 +247,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct http_server *srv = cls;
 	(void)version;
 	(void)upload_data;
-	(void)upload_data_size;
-	(void)req_ctx;
+	if (strcmp(url, "/-/reload") == 0)
+		return on_reload(srv, conn, method, upload_data_size, req_ctx);
 	/* Answered on the first call, right after the headers: no endpoint takes
 	 * a body, and MHD closes a connection whose body was not read. */
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)

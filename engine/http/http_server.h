@@ -1,5 +1,5 @@
-/* http_server.h - the engine's HTTP endpoints (/metrics, /healthz, /readyz)
- * on libmicrohttpd, served from its own thread. */
+/* http_server.h - the engine's HTTP endpoints (/metrics, /healthz, /readyz,
+ * POST /-/reload) on libmicrohttpd, served from its own thread. */
 #ifndef CONVEYOR_HTTP_SERVER_H
 #define CONVEYOR_HTTP_SERVER_H
 
@@ -18,14 +18,18 @@ struct http_handlers {
 	/* true for 200; `why` gets a short text body either way. */
 	bool (*healthy)(void *ctx, struct strbuf *why);
 	bool (*ready)(void *ctx, struct strbuf *why);
+	/* POST /-/reload: returns the HTTP status, with a text body in `out`.
+	 * NULL answers 404. */
+	unsigned (*reload)(void *ctx, struct strbuf *out);
 };
 
 struct http_server;
 
 /* Listens on `listen` ("127.0.0.1:8000", "0.0.0.0:8000", "[::1]:8000", "localhost:8000",
- * ":8000" for all IPv4 addresses; port 0 picks a free port). GET only:
- * /metrics (text/plain; version=0.0.4), /healthz, /readyz; 404 otherwise, 405
- * for other methods (HEAD is served as GET without the body). At most 64
+ * ":8000" for all IPv4 addresses; port 0 picks a free port). GET:
+ * /metrics (text/plain; version=0.0.4), /healthz, /readyz; POST: /-/reload;
+ * 404 otherwise, 405 for other methods (HEAD is served as GET without the
+ * body). At most 64
  * connections, each closed after 10 s idle. Returns 0 and sets *out, or -1
  * with a message in err (*out is then NULL). */
 int http_server_start(const char *listen, const struct http_handlers *handlers,

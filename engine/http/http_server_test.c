@@ -356,6 +356,54 @@ static void test_ipv6_loopback(void **state)
 	metrics_free(e.m);
 }
 
+static unsigned fake_reload(void *ctx, struct strbuf *out)
+{
+	int *calls = ctx;
+	(*calls)++;
+	strbuf_puts(out, "reloaded: kept: p\n");
+	return 200;
+}
+
+/* POST /-/reload calls the handler once per request, body or not; other
+ * methods get 405 naming POST; without a handler it is not there. */
+static void test_reload_route(void **state)
+{
+	(void)state;
+	int calls = 0;
+	struct http_handlers h = {.ctx = &calls, .reload = fake_reload};
+	struct http_server *srv = NULL;
+	char err[256];
+	assert_int_equal(http_server_start("127.0.0.1:0", &h, &srv, err, sizeof err), 0);
+	uint16_t port = http_server_port(srv);
+	struct reply r;
+	http_get(port, "POST", "/-/reload", &r);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "reloaded: kept: p\n");
+	free(r.body);
+	http_raw(AF_INET, port,
+	         "POST /-/reload HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+	         "Content-Length: 10\r\n\r\n0123456789",
+	         &r);
+	assert_int_equal(r.status, 200);
+	free(r.body);
+	assert_int_equal(calls, 2);
+	http_get(port, "GET", "/-/reload", &r);
+	assert_int_equal(r.status, 405);
+	char allow[64];
+	assert_true(header(&r, "Allow", allow, sizeof allow));
+	assert_string_equal(allow, "POST");
+	free(r.body);
+	assert_int_equal(calls, 2);
+	http_server_stop(srv);
+
+	h.reload = NULL;
+	assert_int_equal(http_server_start("127.0.0.1:0", &h, &srv, err, sizeof err), 0);
+	http_get(http_server_port(srv), "POST", "/-/reload", &r);
+	assert_int_equal(r.status, 404);
+	free(r.body);
+	http_server_stop(srv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -364,6 +412,7 @@ int main(void)
 	        cmocka_unit_test(test_port_in_use),
 	        cmocka_unit_test(test_restart_releases_everything),
 	        cmocka_unit_test(test_ipv6_loopback),
+	        cmocka_unit_test(test_reload_route),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

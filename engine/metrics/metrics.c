@@ -1,8 +1,10 @@
 /* metrics.c - the Prometheus registry and its text exposition (0.0.4).
  *
- * Families and series are linked lists that only grow, so a series pointer
- * handed out once stays valid until metrics_free(); creation and rendering
- * take the registry mutex, updates are relaxed atomics and take nothing.
+ * Families and series are linked lists that grow, so a series pointer
+ * handed out once stays valid until metrics_free(), or until a reload drops
+ * the series of what it removed (metrics_remove_series); creation, removal
+ * and rendering take the registry mutex, updates are relaxed atomics and
+ * take nothing.
  */
 #include "metrics/metrics.h"
 
@@ -444,6 +446,41 @@ struct metric_series *metrics_series(struct metric_family *f, const char *const 
 out:
 	pthread_mutex_unlock(&m->lock);
 	return s;
+}
+
+size_t metrics_remove_series(struct metrics *m,
+                             bool (*drop)(void *ctx, const char *const *names,
+                                          const char *const *values, size_t nlabels),
+                             void *ctx)
+{
+	size_t removed = 0;
+	if (!m || !drop)
+		return 0;
+	pthread_mutex_lock(&m->lock);
+	for (struct metric_family *f = m->families_head; f; f = f->next) {
+		struct metric_series **link = &f->series_head, *prev = NULL;
+		while (*link) {
+			struct metric_series *s = *link;
+			if (!drop(ctx, (const char *const *)f->label_names,
+			          (const char *const *)s->label_values, f->nlabels)) {
+				prev = s;
+				link = &s->next;
+				continue;
+			}
+			*link = s->next;
+			if (f->series_tail == s)
+				f->series_tail = prev;
+			struct metric_series **h = &f->table[s->hash & (f->table_size - 1)];
+			while (*h != s)
+				h = &(*h)->hnext;
+			*h = s->hnext;
+			f->nseries--;
+			series_free(s, f->nlabels);
+			removed++;
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+	return removed;
 }
 
 void metric_inc(struct metric_series *s, uint64_t n)

@@ -8,6 +8,7 @@
 #ifndef CONVEYOR_METRICS_H
 #define CONVEYOR_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,8 +42,19 @@ struct metric_family *metrics_family(struct metrics *m, enum metric_type type, c
 
 /* Gets or creates the series of `family` for `label_values` (as many as the
  * family has label names; any bytes, escaped on output). The pointer stays
- * valid until metrics_free(). NULL on allocation failure. */
+ * valid until metrics_free() or until metrics_remove_series() drops it. NULL
+ * on allocation failure. */
 struct metric_series *metrics_series(struct metric_family *family, const char *const *label_values);
+
+/* Removes the series for which `drop` returns true, given the family's
+ * label names and the series' values (nlabels of each), so that a removed
+ * pipeline's series leave the exposition. The caller guarantees that no
+ * thread still holds a removed series' pointer. `drop` runs under the
+ * registry lock and must not call the registry. Returns the count removed. */
+size_t metrics_remove_series(struct metrics *m,
+                             bool (*drop)(void *ctx, const char *const *names,
+                                          const char *const *values, size_t nlabels),
+                             void *ctx);
 
 /* Counter: adds n (integer fast path). */
 void metric_inc(struct metric_series *s, uint64_t n);

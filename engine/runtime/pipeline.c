@@ -92,6 +92,21 @@ static struct batch *take_batch(struct pipeline *p)
 	return pool_grow(p);
 }
 
+/* Gives stages their pipeline, labels and metrics. */
+static int attach_stages(struct pipeline *p, struct cv_stage *stages, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		stages[i].pipeline = p;
+		stages[i].pipeline_name = p->cfg.name;
+		stages[i].registry = p->registry;
+		atomic_store(&stages[i].healthy, true);
+		if (p->cfg.metrics_enabled && p->registry &&
+		    stage_metrics_register(&stages[i], p->registry) < 0)
+			return -2;
+	}
+	return 0;
+}
+
 struct pipeline *pipeline_new(const struct pipeline_config *cfg, struct cv_stage *stages,
                               size_t nstages, struct metrics *registry)
 {
@@ -107,15 +122,10 @@ struct pipeline *pipeline_new(const struct pipeline_config *cfg, struct cv_stage
 	cond_init_monotonic(&p->worker_cv);
 	cond_init_monotonic(&p->source_cv);
 
-	for (size_t i = 0; i < nstages; i++) {
-		stages[i].pipeline = p;
-		stages[i].pipeline_name = cfg->name;
-		stages[i].registry = registry;
-		atomic_store(&stages[i].healthy, true);
-		if (cfg->metrics_enabled && registry &&
-		    stage_metrics_register(&stages[i], registry) < 0)
-			goto fail;
-	}
+	p->xf_first = (struct transform_set){.stages = stages + 1, .n = nstages - 2};
+	atomic_init(&p->xf, &p->xf_first);
+	if (attach_stages(p, stages, nstages) < 0)
+		goto fail;
 	if (cfg->metrics_enabled && registry && setup_latency(p) < 0)
 		goto fail;
 
@@ -168,7 +178,8 @@ fail:
 
 static void set_queue_gauge(struct pipeline *p)
 {
-	struct cv_stage *next = &p->stages[1];
+	struct transform_set *xf = atomic_load_explicit(&p->xf, memory_order_relaxed);
+	struct cv_stage *next = xf->n ? &xf->stages[0] : sink_of(p);
 	if (next->m.queue)
 		metric_set(next->m.queue, (double)p->queue_records);
 }
@@ -279,6 +290,8 @@ void pipeline_batch_complete(struct batch *b)
 		return;
 	}
 	struct cv_stage *sink = sink_of(p);
+	struct transform_set *xf = b->xf;
+	b->xf = NULL;
 	uint32_t delivered = atomic_load_explicit(&b->delivered, memory_order_relaxed);
 	count(sink->m.out, &sink->total_out, delivered);
 	count(sink->m.dropped, &sink->total_dropped,
@@ -292,6 +305,8 @@ void pipeline_batch_complete(struct batch *b)
 	p->done_head = b;
 	pthread_cond_signal(&p->source_cv);
 	pthread_mutex_unlock(&p->mu);
+	if (xf)
+		atomic_fetch_sub_explicit(&xf->batches, 1, memory_order_release);
 }
 
 /* Warns of a record rejected or dead-lettered with no file to keep it, at
@@ -374,8 +389,11 @@ static void fail_batch(struct batch *b, const char *reason)
 
 static void run_batch(struct pipeline *p, struct batch *b)
 {
-	for (size_t i = 1; i + 1 < p->nstages; i++) {
-		struct cv_stage *st = &p->stages[i];
+	struct transform_set *xf = atomic_load_explicit(&p->xf, memory_order_relaxed);
+	b->xf = xf;
+	atomic_fetch_add_explicit(&xf->batches, 1, memory_order_relaxed);
+	for (size_t i = 0; i < xf->n; i++) {
+		struct cv_stage *st = &xf->stages[i];
 		uint32_t in = b->pub.live;
 		if (in == 0)
 			break;
@@ -453,22 +471,43 @@ static void notify_if_done(struct pipeline *p)
 		p->cfg.on_done(p->cfg.on_done_ctx);
 }
 
+/* Installs the transforms a reload handed over; under mu, between batches.
+ * Their successors continue the totals of stages of the same name. */
+static void install_transforms(struct pipeline *p)
+{
+	struct transform_set *old = atomic_load_explicit(&p->xf, memory_order_relaxed);
+	struct transform_set *next = p->xf_pending;
+	p->xf_pending = NULL;
+	for (size_t i = 0; i < next->n; i++)
+		for (size_t j = 0; j < old->n; j++)
+			if (strcmp(next->stages[i].name, old->stages[j].name) == 0)
+				stage_carry_totals(&next->stages[i], &old->stages[j]);
+	atomic_store_explicit(&p->xf, next, memory_order_relaxed);
+	old->next = p->xf_retired;
+	p->xf_retired = old;
+}
+
 static void *worker_main(void *arg)
 {
 	struct pipeline *p = arg;
 	for (;;) {
 		pthread_mutex_lock(&p->mu);
-		while (!p->queue_head && !p->source_done) {
+		while (!p->queue_head && !p->source_done && !p->xf_pending) {
 			atomic_store_explicit(&p->heartbeat_worker, host_monotonic_ns(),
 			                      memory_order_relaxed);
 			struct timespec ts;
 			deadline_after(&ts, TICK_NS);
 			pthread_cond_timedwait(&p->worker_cv, &p->mu, &ts);
 		}
+		if (p->xf_pending)
+			install_transforms(p);
 		struct batch *b = p->queue_head;
 		if (!b) {
+			bool done = p->source_done;
 			pthread_mutex_unlock(&p->mu);
-			break;
+			if (done)
+				break;
+			continue;
 		}
 		p->queue_head = b->next;
 		if (!p->queue_head)
@@ -609,14 +648,22 @@ static void *source_main(void *arg)
 	return NULL;
 }
 
-int pipeline_start(struct pipeline *p)
+int pipeline_init_stages(struct pipeline *p)
 {
 	/* Sinks first, so everything downstream is ready before data flows. */
 	for (size_t i = p->nstages; i-- > 0;) {
-		int rc = stage_init(&p->stages[i]);
+		int rc = p->stages[i].initialised ? 0 : stage_init(&p->stages[i]);
 		if (rc < 0)
 			return rc;
 	}
+	return 0;
+}
+
+int pipeline_start(struct pipeline *p)
+{
+	int init_rc = pipeline_init_stages(p);
+	if (init_rc < 0)
+		return init_rc;
 	for (size_t i = p->nstages; i-- > 0;) {
 		struct cv_stage *st = &p->stages[i];
 		if (st->plugin->start) {
@@ -688,8 +735,8 @@ uint32_t pipeline_join(struct pipeline *p)
 
 bool pipeline_ready(const struct pipeline *p, const char **why)
 {
-	for (size_t i = 0; i < p->nstages; i++) {
-		const struct cv_stage *st = &p->stages[i];
+	for (size_t i = 0, n = pipeline_stage_count(p); i < n; i++) {
+		const struct cv_stage *st = pipeline_stage(p, i);
 		if (!st->started) {
 			*why = st->name;
 			return false;
@@ -717,10 +764,11 @@ bool pipeline_alive(const struct pipeline *p, int64_t stuck_ns, const char **why
 		*why = "source loop";
 		return false;
 	}
-	for (size_t i = 1; i + 1 < p->nstages; i++) {
-		busy = atomic_load(&p->stages[i].busy_since);
+	for (size_t i = 1, n = pipeline_stage_count(p); i + 1 < n; i++) {
+		const struct cv_stage *st = pipeline_stage(p, i);
+		busy = atomic_load(&st->busy_since);
 		if (busy && now - busy > stuck_ns) {
-			*why = p->stages[i].name;
+			*why = st->name;
 			return false;
 		}
 	}
@@ -737,6 +785,127 @@ uint64_t pipeline_sink_delivered(const struct pipeline *p)
 	return atomic_load(&sink_of(p)->total_out);
 }
 
+size_t pipeline_stage_count(const struct pipeline *p)
+{
+	return atomic_load_explicit(&p->xf, memory_order_relaxed)->n + 2;
+}
+
+struct cv_stage *pipeline_stage(const struct pipeline *p, size_t i)
+{
+	struct transform_set *xf = atomic_load_explicit(&p->xf, memory_order_relaxed);
+	if (i == 0)
+		return source_of(p);
+	return i <= xf->n ? &xf->stages[i - 1] : sink_of(p);
+}
+
+void pipeline_each_stage(struct pipeline *p, void (*fn)(void *ctx, const struct cv_stage *st),
+                         void *ctx)
+{
+	pthread_mutex_lock(&p->mu);
+	fn(ctx, source_of(p));
+	fn(ctx, sink_of(p));
+	const struct transform_set *sets[] = {atomic_load(&p->xf), p->xf_pending};
+	for (size_t k = 0; k < 2; k++)
+		for (size_t i = 0; sets[k] && i < sets[k]->n; i++)
+			fn(ctx, &sets[k]->stages[i]);
+	for (const struct transform_set *s = p->xf_retired; s; s = s->next)
+		for (size_t i = 0; i < s->n; i++)
+			fn(ctx, &s->stages[i]);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Destroys a set's stages; their metric series may go away next, so the
+ * dead stage structs keep no pointer to them. */
+static void destroy_set(struct transform_set *set)
+{
+	for (size_t i = 0; i < set->n; i++) {
+		stage_destroy(&set->stages[i]);
+		memset(&set->stages[i].m, 0, sizeof set->stages[i].m);
+	}
+}
+
+int pipeline_prepare_transforms(struct pipeline *p, struct transform_set *set, size_t *failed)
+{
+	atomic_init(&set->batches, 0);
+	set->next = NULL;
+	*failed = 0;
+	int rc = attach_stages(p, set->stages, set->n);
+	for (size_t i = 0; rc == 0 && i < set->n; i++) {
+		struct cv_stage *st = &set->stages[i];
+		*failed = i;
+		rc = stage_init(st);
+		if (rc == 0 && st->plugin->start && (rc = st->plugin->start(st->state)) < 0)
+			log_write(CV_LOG_ERROR, p->cfg.name, st->name,
+			          "plugin %s failed to start (error %d)", st->plugin->name, rc);
+		st->started = rc == 0;
+	}
+	if (rc < 0)
+		destroy_set(set);
+	return rc;
+}
+
+void pipeline_swap_transforms(struct pipeline *p, struct transform_set *set)
+{
+	pthread_mutex_lock(&p->mu);
+	if (p->xf_pending) {
+		p->xf_pending->next = p->xf_retired;
+		p->xf_retired = p->xf_pending;
+	}
+	p->xf_pending = set;
+	pthread_cond_signal(&p->worker_cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+size_t pipeline_reap_transforms(struct pipeline *p)
+{
+	struct transform_set *dead = NULL;
+	pthread_mutex_lock(&p->mu);
+	for (struct transform_set **link = &p->xf_retired; *link;) {
+		struct transform_set *s = *link;
+		if (atomic_load_explicit(&s->batches, memory_order_acquire) == 0) {
+			*link = s->next;
+			s->next = dead;
+			dead = s;
+		} else {
+			link = &s->next;
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+	size_t n = 0;
+	while (dead) {
+		struct transform_set *next = dead->next;
+		destroy_set(dead);
+		if (dead->release)
+			dead->release(dead);
+		dead = next;
+		n++;
+	}
+	return n;
+}
+
+/* At pipeline_free, after the sink: every set the pipeline still holds. */
+static void free_transform_sets(struct pipeline *p)
+{
+	struct transform_set *sets = p->xf_retired;
+	p->xf_retired = NULL;
+	struct transform_set *cur = atomic_load(&p->xf);
+	if (p->xf_pending) {
+		p->xf_pending->next = sets;
+		sets = p->xf_pending;
+		p->xf_pending = NULL;
+	}
+	cur->next = sets;
+	sets = cur;
+	atomic_store(&p->xf, &p->xf_first);
+	while (sets) {
+		struct transform_set *next = sets->next;
+		destroy_set(sets);
+		if (sets->release)
+			sets->release(sets);
+		sets = next;
+	}
+}
+
 void pipeline_free(struct pipeline *p)
 {
 	if (!p)
@@ -747,6 +916,7 @@ void pipeline_free(struct pipeline *p)
 		/* Sink first: it may settle its last records while it shuts down. */
 		for (size_t i = p->nstages; i-- > 1;)
 			stage_destroy(&p->stages[i]);
+		free_transform_sets(p);
 		struct cv_stage *src = source_of(p);
 		struct batch *done = p->done_head;
 		p->done_head = NULL;

@@ -443,6 +443,136 @@ static void test_stop_drains_endless_source(void **unused)
 	metrics_free(m);
 }
 
+/* --- a transform that counts, per record, how often it was transformed;
+ * its instances count their inits and destroys --- */
+static uint8_t *g_tagged;
+static _Atomic int g_tag_inits, g_tag_destroys;
+
+static int tag_init(struct cv_stage *st, const struct cv_host_api *api, const void *cfg,
+                    void **state)
+{
+	atomic_fetch_add(&g_tag_inits, 1);
+	*state = NULL;
+	return 0;
+}
+
+static void tag_destroy(void *state)
+{
+	atomic_fetch_add(&g_tag_destroys, 1);
+}
+
+static int tag_process(void *state, struct cv_batch *b)
+{
+	for (uint32_t i = 0; i < b->count; i++)
+		g_tagged[b->records[i].token]++;
+	return 0;
+}
+
+static const struct cv_plugin tag_plugin = {
+        CV_PLUGIN_HEADER, .name = "tag",          .kind = CV_KIND_TRANSFORM,
+        .init = tag_init, .destroy = tag_destroy, .process = tag_process,
+};
+
+static void free_set(struct transform_set *set)
+{
+	free(set->stages);
+	free(set);
+}
+
+static struct transform_set *tag_set(struct pipeline *p)
+{
+	struct transform_set *set = calloc(1, sizeof *set);
+	assert_non_null(set);
+	set->n = 1;
+	set->stages = calloc(1, sizeof *set->stages);
+	assert_non_null(set->stages);
+	set->stages[0] = (struct cv_stage){.name = "tag", .plugin = &tag_plugin};
+	set->release = free_set;
+	size_t failed;
+	assert_int_equal(pipeline_prepare_transforms(p, set, &failed), 0);
+	return set;
+}
+
+/* Transforms swapped while records flow: every record is transformed once
+ * (by one set or the next), no set is destroyed while a batch it touched is
+ * unsettled, the totals carry over, and every instance is destroyed once. */
+static void test_transform_swaps(void **unused)
+{
+	const uint64_t N = 400000;
+	struct count_src src = {.limit = N};
+	g_src = &src;
+	g_tagged = calloc(N, 1);
+	atomic_store(&g_tag_inits, 0);
+	atomic_store(&g_tag_destroys, 0);
+	memset(&g_async, 0, sizeof g_async);
+	struct cv_stage stages[3] = {
+	        {.name = "count", .plugin = &source_plugin},
+	        {.name = "tag", .plugin = &tag_plugin},
+	        {.name = "async", .plugin = &async_sink_plugin},
+	};
+	struct metrics *m = metrics_new();
+	struct pipeline *p = make(stages, 3, m, 128, 1024);
+	assert_int_equal(pipeline_start(p), 0);
+
+	/* Held sink: the replaced set has batches in flight and stays. */
+	pthread_mutex_lock(&g_async.mu);
+	g_async.hold = true;
+	pthread_mutex_unlock(&g_async.mu);
+	int64_t deadline = host_monotonic_ns() + 10 * 1000000000LL;
+	for (;;) { /* until the sink holds a batch the first set transformed */
+		pthread_mutex_lock(&g_async.mu);
+		size_t held = g_async.n;
+		pthread_mutex_unlock(&g_async.mu);
+		if (held)
+			break;
+		assert_true(host_monotonic_ns() < deadline);
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	pipeline_swap_transforms(p, tag_set(p));
+	while (pipeline_stage(p, 1) == &stages[1]) { /* installed between batches */
+		assert_true(host_monotonic_ns() < deadline);
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(pipeline_reap_transforms(p), 0);
+	pthread_mutex_lock(&g_async.mu);
+	g_async.hold = false;
+	pthread_cond_broadcast(&g_async.cv);
+	pthread_mutex_unlock(&g_async.mu);
+	while (pipeline_reap_transforms(p) == 0) {
+		assert_true(host_monotonic_ns() < deadline);
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	assert_false(stages[1].initialised);
+
+	/* Many swaps while records flow, some handed over before the last was
+	 * installed. */
+	for (int i = 0; i < 50; i++) {
+		pipeline_swap_transforms(p, tag_set(p));
+		if (i % 3)
+			pipeline_swap_transforms(p, tag_set(p));
+		struct timespec ts = {0, 2000000};
+		nanosleep(&ts, NULL);
+		pipeline_reap_transforms(p);
+	}
+	wait_done(p, 60);
+	assert_int_equal(pipeline_join(p), 0);
+	for (uint64_t i = 0; i < N; i++)
+		assert_int_equal(g_tagged[i], 1);
+	assert_int_equal(atomic_load(&src.acked_ok) + atomic_load(&src.acked_bad), N);
+	/* The last set's totals include those of every set before it. */
+	assert_int_equal(atomic_load(&pipeline_stage(p, 1)->total_out), N);
+	assert_true(
+	        series_value(m, "conveyor_stage_records_in_total{pipeline=\"p\",stage=\"tag\"") ==
+	        (double)N);
+	pipeline_free(p);
+	assert_int_equal(atomic_load(&g_tag_inits), atomic_load(&g_tag_destroys));
+	metrics_free(m);
+	free(g_tagged);
+}
+
 int main(void)
 {
 	log_configure(CV_LOG_ERROR, LOG_FORMAT_TEXT);
@@ -453,6 +583,7 @@ int main(void)
 	        cmocka_unit_test(test_async_reverse_and_rejects),
 	        cmocka_unit_test(test_backpressure_bounds_inflight),
 	        cmocka_unit_test(test_stop_drains_endless_source),
+	        cmocka_unit_test(test_transform_swaps),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -42,6 +42,14 @@ int stage_metrics_register(struct cv_stage *st, struct metrics *registry)
 	return 0;
 }
 
+void stage_carry_totals(struct cv_stage *dst, const struct cv_stage *src)
+{
+	atomic_fetch_add(&dst->total_out, atomic_load(&src->total_out));
+	atomic_fetch_add(&dst->total_dropped, atomic_load(&src->total_dropped));
+	atomic_fetch_add(&dst->total_errors, atomic_load(&src->total_errors));
+	atomic_fetch_add(&dst->total_dead_lettered, atomic_load(&src->total_dead_lettered));
+}
+
 int stage_init(struct cv_stage *st)
 {
 	void *state = &st->context;

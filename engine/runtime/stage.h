@@ -51,6 +51,10 @@ struct cv_stage {
  * plugin, kind). Returns 0 or CV_ENOMEM. */
 int stage_metrics_register(struct cv_stage *st, struct metrics *registry);
 
+/* Adds src's totals to dst's: a stage's successor after a reload continues
+ * its counts (the metric series are shared through their labels). */
+void stage_carry_totals(struct cv_stage *dst, const struct cv_stage *src);
+
 /* Inits the plugin with its config (a plugin without init gets the stage's
  * cv_context as its state); logs the code's name and returns it on failure. */
 int stage_init(struct cv_stage *st);

@@ -165,12 +165,13 @@ static void load_engine(struct loader_ctx *c, const struct spec_node *eng)
 	check_keys(c, eng, "engine", ENGINE_KEYS);
 	const struct spec_node *http = expect(c, spec_map_get(eng, "http"), SPEC_MAP, "http");
 	if (http) {
-		static const char *const keys[] = {"listen", NULL};
+		static const char *const keys[] = {"listen", "lifecycle", NULL};
 		check_keys(c, http, "engine.http", keys);
 		const struct spec_node *l =
 		        expect(c, spec_map_get(http, "listen"), SPEC_SCALAR, "listen");
 		if (l)
 			set_listen(c, l);
+		get_bool(c, http, "lifecycle", &s->http_lifecycle);
 	}
 	const struct spec_node *log = expect(c, spec_map_get(eng, "log"), SPEC_MAP, "log");
 	if (log) {
@@ -269,6 +270,8 @@ static void load_pipeline(struct loader_ctx *c, const struct spec_node *key,
                           const struct spec_node *n, struct pipeline_spec *p)
 {
 	p->name = key->scalar;
+	p->line = key->line;
+	p->column = key->column;
 	p->linger_ns = -1;
 	if (!expect(c, n, SPEC_MAP, "a pipeline"))
 		return;

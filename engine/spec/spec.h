@@ -22,6 +22,7 @@ struct stage_spec {
 
 struct pipeline_spec {
 	const char *name;
+	int line, column;          /* of its name */
 	struct stage_spec *stages; /* [0] source, transforms..., [n-1] sink */
 	size_t nstages;
 	uint32_t batch_records;
@@ -34,6 +35,7 @@ struct pipeline_spec {
 struct engine_spec {
 	const char *file;
 	const char *http_listen; /* "" disables (written "off" or "") */
+	bool http_lifecycle;     /* POST /-/reload allowed */
 	enum cv_log_level log_level;
 	enum log_format log_format;
 	bool log_level_set, log_format_set;
