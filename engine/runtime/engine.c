@@ -62,7 +62,7 @@ struct engine {
 	_Atomic bool stopping;
 	bool start_failed;
 	bool records_failed; /* a record of a stopped pipeline ended failed */
-	int done_fd; /* an eventfd: a pipeline ended, or a reload was asked */
+	int done_fd;         /* an eventfd: a pipeline ended, or a reload was asked */
 	struct reload_box box;
 	struct metric_series *m_reload_ok, *m_reload_time, *m_reloads_ok, *m_reloads_failed;
 };
