@@ -183,8 +183,9 @@ def _swap(ctx):
             q0 = t0 + SWAP_WINDOW_S / 2
             quiet.append(watch.longest_gap(q0, width))
     finally:
-        watch.stop()
-        e.stop()
+        e.stop()  # first: nothing below may leave the engine running
+        if watch.is_alive():
+            watch.stop()
     if e.proc.returncode != 0:
         raise RuntimeError("conveyor exited %d" % e.proc.returncode)
     worst, base = max(gaps) * 1e3, max(quiet) * 1e3
@@ -285,12 +286,12 @@ def _restart(ctx):
             gaps.append(watch.longest_gap(t0, min(RESTART_WINDOW_S, time.monotonic() - t0)))
         joins = _joins(proc)
     finally:
-        if watch.is_alive():
-            watch.stop()
-        for e in (prod, proc):
+        for e in (prod, proc):  # first: nothing below may leave them running
             if e:
                 e.stop()
         mc.stop()
+        if watch.is_alive():
+            watch.stop()
     first_join = joins[0][1] - joins[0][0]
     rejoins = [b - a for a, b in joins[1:]]
     # What the reload adds to the successor's own join: drain, commit,
