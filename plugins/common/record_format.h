@@ -49,7 +49,9 @@
  *   as written, 4, and a field key as written) longer than
  *   CV_INFLUX_MAX_KEY bytes.
  * Any other byte is written as it is: other control characters (a tab or a
- * NUL inside a name, NUL in a string) and bytes that are not UTF-8.
+ * NUL inside a name, NUL in a string) and bytes that are not UTF-8 (influxd
+ * 1.6.7 stores NUL, tab, 0x01 and 0x1f inside a measurement, tag key, tag
+ * value, field key or string as they are).
  *
  * Neither encoder appends a newline: the caller separates records.
  * On error an encoder leaves the buffer as it found it.

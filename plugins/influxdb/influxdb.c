@@ -38,6 +38,7 @@
  * Memory. Chunks and their buffers are recycled through a small pool; the
  * hot path allocates nothing per record.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -422,30 +423,18 @@ static void json_ws(struct json_in *j)
 		j->p++;
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* The code unit of a \uXXXX escape whose XXXX starts at `p`; -1 if malformed. */
 static long json_hex4(const char *p, const char *end)
 {
+	char hex[5] = {0};
 	if (end - p < 4)
 		return -1;
-	long v = 0;
 	for (int i = 0; i < 4; i++) {
-		int d = hex_digit(p[i]);
-		if (d < 0)
+		if (!isxdigit((unsigned char)p[i]))
 			return -1;
-		v = v * 16 + d;
+		hex[i] = p[i];
 	}
-	return v;
+	return strtol(hex, NULL, 16);
 }
 
 static size_t utf8_put(char *w, uint32_t cp)
@@ -1226,9 +1215,9 @@ static void refused_points(struct influx *s, struct chunk *c, long status, const
 	free(mark);
 }
 
-/* 413: the request is too large for the server. Requests are kept below
- * half its size from now on (it goes again in halves, or smaller); a single
- * point is rejected. */
+/* 413: the request is too large for the server. It goes again in halves,
+ * and requests are kept below half its size from now on; a single point is
+ * rejected. */
 static void too_large(struct influx *s, struct chunk *c, long status, const char *msg,
                       size_t msg_len)
 {
@@ -1248,9 +1237,14 @@ static void too_large(struct influx *s, struct chunk *c, long status, const char
 	bool lowered = limit < s->max_bytes;
 	if (lowered)
 		s->max_bytes = limit;
-	/* The sender halves it (and every queued request above the limit)
-	 * before sending it again. */
+	/* Its halves go again (the sender halves them further, and every
+	 * queued request, while above the limit). */
+	struct chunk *rest = chunk_split_locked(s, c);
 	push_head_locked(s, c);
+	if (rest)
+		push_head_locked(s, rest);
+	else /* out of memory: the whole again, after a pause */
+		s->backoff_until = mono_ns() + s->cfg->retry_initial;
 	pthread_mutex_unlock(&s->mu);
 	if (lowered)
 		s->api->log(s->stage, CV_LOG_WARN,

@@ -137,12 +137,15 @@ static size_t json_escape(const char *in, size_t n, char *out)
 	return o;
 }
 
-/* The 400 answer naming each BAD line of `body` as unparsable; stores the
+/* The 400 answer naming each BAD line of `body` as unparsable (1.x's
+ * {"error":...}, 2.x's {"code":"invalid","message":...}); stores the
  * others. Under mu. */
-static char *name_bad_lines(const char *body, size_t len, size_t *resp_len)
+static char *name_bad_lines(const char *body, size_t len, bool v2, size_t *resp_len)
 {
 	char *msg = malloc(len * 12 + 128);
-	size_t o = (size_t)sprintf(msg, "{\"error\":\"partial write: ");
+	size_t o = (size_t)sprintf(msg, "%s",
+	                           v2 ? "{\"code\":\"invalid\",\"message\":\""
+	                              : "{\"error\":\"partial write: ");
 	bool first = true;
 	for (const char *p = body; p < body + len;) {
 		const char *eol = memchr(p, '\n', (size_t)(body + len - p));
@@ -273,7 +276,9 @@ static void *conn_main(void *arg)
 		           (blen >= 3 && !memcmp(body, "BAD", 3))) {
 			status = 400;
 			if (srv.name_bad)
-				named = name_bad_lines(body, blen, &named_len);
+				named = name_bad_lines(body, blen,
+				                       strncmp(srv.last_target, "/api/v2/", 8) == 0,
+				                       &named_len);
 		} else {
 			for (size_t i = 0; i < blen; i++)
 				srv.stored_lines += body[i] == '\n';
@@ -677,6 +682,17 @@ static void test_v2_and_gzip(void **unused)
 	                    "/api/v2/write?org=my%20org&bucket=b%2F1&precision=ns");
 	assert_string_equal(srv.last_auth, "Token tok en");
 	assert_string_equal(srv.last_encoding, "gzip");
+
+	/* 2.x names unparsable lines in "message": rejected from the answer. */
+	pthread_mutex_lock(&srv.mu);
+	srv.name_bad = true;
+	pthread_mutex_unlock(&srv.mu);
+	b = make_batch(h, 64, "16");
+	assert_int_equal(harness_write(h, b), 0);
+	assert_true(wait_acked(h, 564));
+	assert_int_equal(harness_acked(h, CV_ACK_REJECTED), 4);
+	assert_int_equal(harness_acked(h, CV_ACK_DELIVERED), 560);
+	assert_int_equal(seen(400), 1);
 	harness_close(h);
 }
 
