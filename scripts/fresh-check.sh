@@ -76,6 +76,8 @@ elapsed() {
 	printf '%dm%02ds' $(($1 / 60)) $(($1 % 60))
 }
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+
 # ---- the base image (cached)
 mkdir -p "$state_dir/runs"
 base_args=(base --state-dir "$state_dir")
@@ -213,6 +215,7 @@ fi
 
 echo
 echo "== fresh-check: Debian 12 minbase, $(nproc) cores, source without .git"
+echo "host load average at the start: $load_start, at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%s\n' "${summary[@]}"
 echo "logs: $run_dir"
 exit "$failed"
