@@ -25,9 +25,13 @@ struct http_server;
 /* Listens on `listen` ("127.0.0.1:8000", "0.0.0.0:8000", "[::1]:8000", "localhost:8000",
  * ":8000" for all IPv4 addresses; port 0 picks a free port). GET only:
  * /metrics (text/plain; version=0.0.4), /healthz, /readyz; 404 otherwise, 405
- * for other methods (HEAD is served as GET without the body). At most 64
- * connections, each closed after 10 s idle. Returns 0 and sets *out, or -1
- * with a message in err (*out is then NULL). */
+ * for other methods (HEAD is served as GET without the body). Up to 1024
+ * connections (fewer when the descriptor limit is low; the soft limit is
+ * raised towards the hard one); each request must arrive whole within 5 s,
+ * an answer or a kept-alive connection may idle 10 s; past the limit a new
+ * connection takes the slot of the oldest unfinished request, so slow
+ * clients cannot lock out the probes. Returns 0 and sets *out, or -1 with a
+ * message in err (*out is then NULL). */
 int http_server_start(const char *listen, const struct http_handlers *handlers,
                       struct http_server **out, char *err, size_t errlen);
 /* The port actually bound. */
