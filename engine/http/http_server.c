@@ -45,6 +45,7 @@
 
 #define CT_TEXT    "text/plain; charset=utf-8"
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
+#define CT_JSON    "application/json"
 
 /* One accepted connection, from MHD's NOTIFY_CONNECTION start to close. */
 struct http_conn {
@@ -395,6 +396,8 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned int status,
 	if (!r)
 		return MHD_NO;
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	/* Live views: a cached answer is a wrong answer. */
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
 	enum MHD_Result ret = MHD_queue_response(conn, status, r);
@@ -408,6 +411,18 @@ static enum MHD_Result respond_text(struct MHD_Connection *conn, unsigned int st
 	struct strbuf body = {0};
 	strbuf_puts(&body, text);
 	return respond(conn, status, CT_TEXT, &body);
+}
+
+/* 200 with what gen appends, or 500 when it fails. */
+static enum MHD_Result respond_generated(struct MHD_Connection *conn, void *ctx,
+                                         int (*gen)(void *, struct strbuf *), const char *ctype)
+{
+	struct strbuf body = {0};
+	if (gen(ctx, &body) < 0 || body.failed) {
+		strbuf_free(&body);
+		return respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "unavailable\n");
+	}
+	return respond(conn, MHD_HTTP_OK, ctype, &body);
 }
 
 static enum MHD_Result respond_check(struct MHD_Connection *conn, void *ctx,
@@ -436,15 +451,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	 * a body, and MHD closes a connection whose body was not read. */
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		return respond_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
-	if (strcmp(url, "/metrics") == 0 && srv->handlers.metrics) {
-		struct strbuf body = {0};
-		if (srv->handlers.metrics(srv->handlers.ctx, &body) < 0 || body.failed) {
-			strbuf_free(&body);
-			return respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
-			                    "metrics unavailable\n");
-		}
-		return respond(conn, MHD_HTTP_OK, CT_METRICS, &body);
-	}
+	if (strcmp(url, "/metrics") == 0 && srv->handlers.metrics)
+		return respond_generated(conn, srv->handlers.ctx, srv->handlers.metrics,
+		                         CT_METRICS);
+	if (strcmp(url, "/api/v1/pipelines") == 0 && srv->handlers.api_pipelines)
+		return respond_generated(conn, srv->handlers.ctx, srv->handlers.api_pipelines,
+		                         CT_JSON);
 	if (strcmp(url, "/healthz") == 0)
 		return respond_check(conn, srv->handlers.ctx, srv->handlers.healthy);
 	if (strcmp(url, "/readyz") == 0)

@@ -18,6 +18,9 @@ struct http_handlers {
 	/* true for 200; `why` gets a short text body either way. */
 	bool (*healthy)(void *ctx, struct strbuf *why);
 	bool (*ready)(void *ctx, struct strbuf *why);
+	/* GET /api/v1/pipelines: appends the JSON; 0 or negative (500). NULL:
+	 * 404. */
+	int (*api_pipelines)(void *ctx, struct strbuf *out);
 };
 
 struct http_server;

@@ -148,10 +148,21 @@ static int count_fds(void)
 	return n;
 }
 
+static int fake_api(void *ctx, struct strbuf *out)
+{
+	struct fake_engine *e = ctx;
+	if (e->metrics_fail)
+		return -2;
+	return strbuf_puts(out, "{\"pipelines\":[]}\n");
+}
+
 static struct http_handlers handlers_for(struct fake_engine *e)
 {
-	return (struct http_handlers){
-	        .ctx = e, .metrics = fake_metrics, .healthy = fake_healthy, .ready = fake_ready};
+	return (struct http_handlers){.ctx = e,
+	                              .metrics = fake_metrics,
+	                              .healthy = fake_healthy,
+	                              .ready = fake_ready,
+	                              .api_pipelines = fake_api};
 }
 
 static void test_endpoints(void **state)
@@ -237,8 +248,20 @@ static void test_endpoints(void **state)
 	assert_int_equal(r.status, 405);
 	free(r.body);
 
+	http_get(port, "GET", "/api/v1/pipelines", &r);
+	assert_int_equal(r.status, 200);
+	assert_true(header(&r, "Content-Type", v, sizeof(v)));
+	assert_string_equal(v, "application/json");
+	assert_true(header(&r, "Cache-Control", v, sizeof(v)));
+	assert_string_equal(v, "no-store");
+	assert_string_equal(r.body, "{\"pipelines\":[]}\n");
+	free(r.body);
+
 	int scrapes = e.scrapes;
 	e.metrics_fail = true;
+	http_get(port, "GET", "/api/v1/pipelines", &r);
+	assert_int_equal(r.status, 500);
+	free(r.body);
 	http_get(port, "GET", "/metrics", &r);
 	assert_int_equal(r.status, 500);
 	assert_int_equal(e.scrapes, scrapes + 1);

@@ -12,6 +12,7 @@
 #include <sys/signalfd.h>
 
 #include "runtime/host_api.h"
+#include "http/api.h"
 #include "http/http_server.h"
 #include "base/log.h"
 #include "metrics/metrics.h"
@@ -27,7 +28,8 @@ struct engine {
 	struct cv_stage **stages; /* per pipeline, the array the pipeline uses */
 	size_t npipelines;
 	_Atomic bool all_started;
-	int done_fd; /* an eventfd a pipeline's last thread writes as it ends */
+	int64_t started_ns; /* monotonic: uptime in the JSON API */
+	int done_fd;        /* an eventfd a pipeline's last thread writes as it ends */
 };
 
 static void pipeline_done(void *ctx)
@@ -43,6 +45,16 @@ static int http_metrics(void *ctx, struct strbuf *out)
 {
 	struct engine *e = ctx;
 	return metrics_render(e->registry, out);
+}
+
+static int http_api_pipelines(void *ctx, struct strbuf *out)
+{
+	struct engine *e = ctx;
+	struct api_view v = {.pipelines = e->pipelines,
+	                     .npipelines = e->npipelines,
+	                     .started_ns = e->started_ns,
+	                     .tap_allowed = false};
+	return api_render_pipelines(&v, out);
 }
 
 static bool http_healthy(void *ctx, struct strbuf *why)
@@ -206,7 +218,7 @@ static _Noreturn void exit_abandoning(struct engine *e)
 
 int engine_run(struct engine_spec *spec, const struct engine_options *opts)
 {
-	struct engine e = {.spec = spec};
+	struct engine e = {.spec = spec, .started_ns = host_monotonic_ns()};
 	int exit_code = 0;
 	bool ran = false; /* reached the end of a run: log "stopped" */
 	struct http_server *http = NULL;
@@ -244,7 +256,8 @@ int engine_run(struct engine_spec *spec, const struct engine_options *opts)
 		struct http_handlers h = {.ctx = &e,
 		                          .metrics = http_metrics,
 		                          .healthy = http_healthy,
-		                          .ready = http_ready};
+		                          .ready = http_ready,
+		                          .api_pipelines = http_api_pipelines};
 		char err[256];
 		if (http_server_start(listen, &h, &http, err, sizeof err) < 0) {
 			log_error("cannot serve HTTP on %s: %s", listen, err);
