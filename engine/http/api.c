@@ -15,6 +15,7 @@
 #include "runtime/host_api.h"
 #include "runtime/pipeline.h"
 #include "runtime/plugin_loader.h"
+#include "runtime/tap.h"
 
 static void j_str(struct strbuf *out, const char *s)
 {
@@ -117,8 +118,9 @@ static void j_stage(struct strbuf *out, const struct cv_stage *st)
 	strbuf_append(out, ",", 1);
 	j_key(out, "kind");
 	j_str(out, plugin_kind_name(st->plugin->kind));
-	strbuf_printf(out, ",\"started\":%s,\"healthy\":%s", st->started ? "true" : "false",
-	              atomic_load(&st->healthy) ? "true" : "false");
+	strbuf_printf(out, ",\"started\":%s,\"healthy\":%s,\"taps\":%zu",
+	              st->started ? "true" : "false", atomic_load(&st->healthy) ? "true" : "false",
+	              tap_count(st));
 	strbuf_puts(out, ",\"records_in_total\":");
 	j_counter(out, st->m.in, NULL);
 	strbuf_puts(out, ",\"records_out_total\":");

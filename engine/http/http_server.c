@@ -14,6 +14,7 @@
  * slot of the oldest one still sending its request, or is closed at once
  * when every slot is answering: the probes always get in. */
 #include "http/http_server.h"
+#include "http/tap_stream.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,6 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/units.h"
+
 /* Connections served at once, when the descriptor limit allows. */
 #define HTTP_MAX_CONNECTIONS 1024
 /* MHD's own limit is higher, so that it keeps accepting and the newcomer
@@ -40,6 +43,10 @@
  * end of the headers. */
 #define HTTP_REQUEST_DEADLINE_NS (5 * 1000000000LL)
 #define HTTP_BACKLOG             1024
+/* Idle time allowed to a tap's reader (a pager paused, say). */
+#define HTTP_TAP_TIMEOUT_S 60
+/* How long a stopping server lets open taps send their last line. */
+#define HTTP_TAP_STOP_MS 1000
 /* The housekeeping thread looks around at least this often. */
 #define HTTP_TICK_NS (100 * 1000000LL)
 
@@ -68,6 +75,7 @@ struct http_server {
 	unsigned int nconns;
 	uint64_t evicted, refused; /* for tests and logs */
 	bool stopping;
+	struct tap_streams taps;
 	pthread_t housekeeper;
 	bool housekeeper_started;
 };
@@ -354,6 +362,11 @@ static void *housekeeper_main(void *arg)
 			wake = srv->wait_head->deadline_ns;
 		struct timespec ts = {.tv_sec = wake / 1000000000, .tv_nsec = wake % 1000000000};
 		pthread_cond_timedwait(&srv->cv, &srv->mu, &ts);
+		/* Taps waiting for records look again (outside srv->mu: a stream
+		 * takes its own lock while MHD holds the connection). */
+		pthread_mutex_unlock(&srv->mu);
+		tap_streams_wake(&srv->taps);
+		pthread_mutex_lock(&srv->mu);
 	}
 	pthread_mutex_unlock(&srv->mu);
 	return NULL;
@@ -437,6 +450,59 @@ static enum MHD_Result respond_check(struct MHD_Connection *conn, void *ctx,
 	return respond(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, CT_TEXT, &body);
 }
 
+static enum MHD_Result serve_tap(struct http_server *srv, struct MHD_Connection *conn)
+{
+	if (!srv->handlers.tap_open)
+		return respond_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
+	const char *pipeline = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "pipeline");
+	const char *stage = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "stage");
+	const char *limit_s = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+	const char *format_s = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "format");
+	int64_t limit = 0;
+	enum tap_format format = TAP_FORMAT_JSON;
+	if (!pipeline || !*pipeline)
+		return respond_text(conn, MHD_HTTP_BAD_REQUEST,
+		                    "tap: give the pipeline: /api/v1/tap?pipeline=NAME"
+		                    "[&stage=NAME][&limit=N][&format=json|influx]\n");
+	if (limit_s && (units_parse_int(limit_s, &limit) < 0 || limit < 0))
+		return respond_text(conn, MHD_HTTP_BAD_REQUEST,
+		                    "tap: limit must be a whole number, 0 for none\n");
+	if (format_s && strcmp(format_s, "influx") == 0)
+		format = TAP_FORMAT_INFLUX;
+	else if (format_s && strcmp(format_s, "json") != 0)
+		return respond_text(conn, MHD_HTTP_BAD_REQUEST,
+		                    "tap: format must be json or influx\n");
+	struct tap *t = NULL;
+	const char *stage_name = NULL;
+	struct strbuf why = {0};
+	int status =
+	        srv->handlers.tap_open(srv->handlers.ctx, pipeline, stage && *stage ? stage : NULL,
+	                               format, (uint64_t)limit, &t, &stage_name, &why);
+	if (status != MHD_HTTP_OK || !t) {
+		if (why.len == 0 || why.data[why.len - 1] != '\n')
+			strbuf_append(&why, "\n", 1);
+		return respond(conn,
+		               status == MHD_HTTP_OK ? MHD_HTTP_INTERNAL_SERVER_ERROR
+		                                     : (unsigned)status,
+		               CT_TEXT, &why);
+	}
+	strbuf_free(&why);
+	struct MHD_Response *r =
+	        tap_stream_response(&srv->taps, conn, t, format, pipeline, stage_name);
+	if (!r)
+		return respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "tap: out of memory\n");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+	                        format == TAP_FORMAT_JSON ? "application/x-ndjson"
+	                                                  : "text/plain; charset=utf-8");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	/* A reader may pause (a pager): more idle time than a request gets. */
+	MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+	                          (unsigned int)HTTP_TAP_TIMEOUT_S);
+	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_ctx)
@@ -457,6 +523,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (strcmp(url, "/api/v1/pipelines") == 0 && srv->handlers.api_pipelines)
 		return respond_generated(conn, srv->handlers.ctx, srv->handlers.api_pipelines,
 		                         CT_JSON);
+	if (strcmp(url, "/api/v1/tap") == 0)
+		return serve_tap(srv, conn);
 	if (strcmp(url, "/healthz") == 0)
 		return respond_check(conn, srv->handlers.ctx, srv->handlers.healthy);
 	if (strcmp(url, "/readyz") == 0)
@@ -491,7 +559,10 @@ int http_server_start(const char *listen_addr, const struct http_handlers *handl
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&srv->cv, &attr);
 	pthread_condattr_destroy(&attr);
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+	tap_streams_init(&srv->taps);
+	/* Suspend/resume: a tap waiting for records must not hold the thread. */
+	unsigned int flags =
+	        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	srv->daemon = MHD_start_daemon(
@@ -515,6 +586,7 @@ int http_server_start(const char *listen_addr, const struct http_handlers *handl
 	*out = srv;
 	return 0;
 fail:
+	tap_streams_destroy(&srv->taps);
 	pthread_cond_destroy(&srv->cv);
 	pthread_mutex_destroy(&srv->mu);
 	free(srv);
@@ -537,8 +609,12 @@ void http_server_stop(struct http_server *srv)
 		pthread_mutex_unlock(&srv->mu);
 		pthread_join(srv->housekeeper, NULL);
 	}
+	/* Open taps send their last line; none is suspended after this, as
+	 * MHD_stop_daemon requires. */
+	tap_streams_stop(&srv->taps, HTTP_TAP_STOP_MS);
 	/* MHD closes the listening socket it was given. */
 	MHD_stop_daemon(srv->daemon);
+	tap_streams_destroy(&srv->taps);
 	pthread_cond_destroy(&srv->cv);
 	pthread_mutex_destroy(&srv->mu);
 	free(srv);

@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "metrics/metrics.h"
 #include "runtime/pipeline.h"
+#include "runtime/tap.h"
 
 /* A plugin call or a source loop stuck this long makes /healthz fail. */
 #define STUCK_NS (60 * 1000000000LL)
@@ -53,8 +54,50 @@ static int http_api_pipelines(void *ctx, struct strbuf *out)
 	struct api_view v = {.pipelines = e->pipelines,
 	                     .npipelines = e->npipelines,
 	                     .started_ns = e->started_ns,
-	                     .tap_allowed = false};
+	                     .tap_allowed = e->spec->http_tap};
 	return api_render_pipelines(&v, out);
+}
+
+static int http_tap_open(void *ctx, const char *pipeline, const char *stage, enum tap_format format,
+                         uint64_t limit, struct tap **out, const char **stage_name,
+                         struct strbuf *why)
+{
+	struct engine *e = ctx;
+	if (!e->spec->http_tap) {
+		strbuf_puts(why,
+		            "tapping is off: records can be sensitive; set engine.http.tap: true "
+		            "in the spec to allow it");
+		return 403;
+	}
+	struct pipeline *p = NULL;
+	for (size_t i = 0; i < e->npipelines && !p; i++)
+		if (e->pipelines[i] && strcmp(e->pipelines[i]->cfg.name, pipeline) == 0)
+			p = e->pipelines[i];
+	if (!p) {
+		strbuf_printf(why, "tap: no pipeline \"%s\"; pipelines:", pipeline);
+		for (size_t i = 0; i < e->npipelines; i++)
+			strbuf_printf(why, " %s", e->pipelines[i]->cfg.name);
+		return 404;
+	}
+	struct cv_stage *st = stage ? NULL : &p->stages[p->nstages - 1];
+	for (size_t i = 0; i < p->nstages && !st; i++)
+		if (strcmp(p->stages[i].name, stage) == 0)
+			st = &p->stages[i];
+	if (!st) {
+		strbuf_printf(why, "tap: pipeline %s has no stage \"%s\"; stages:", pipeline,
+		              stage);
+		for (size_t i = 0; i < p->nstages; i++)
+			strbuf_printf(why, " %s", p->stages[i].name);
+		return 404;
+	}
+	const char *err = NULL;
+	*out = tap_attach(p, st, format, limit, &err);
+	if (!*out) {
+		strbuf_printf(why, "tap: %s", err);
+		return 503;
+	}
+	*stage_name = st->name;
+	return 200;
 }
 
 static bool http_healthy(void *ctx, struct strbuf *why)
@@ -257,7 +300,8 @@ int engine_run(struct engine_spec *spec, const struct engine_options *opts)
 		                          .metrics = http_metrics,
 		                          .healthy = http_healthy,
 		                          .ready = http_ready,
-		                          .api_pipelines = http_api_pipelines};
+		                          .api_pipelines = http_api_pipelines,
+		                          .tap_open = http_tap_open};
 		char err[256];
 		if (http_server_start(listen, &h, &http, err, sizeof err) < 0) {
 			log_error("cannot serve HTTP on %s: %s", listen, err);

@@ -8,6 +8,7 @@
 
 #include "runtime/dead_letter.h"
 #include "runtime/host_api.h"
+#include "runtime/tap.h"
 #include "base/log.h"
 
 /* How long a thread waits on its condition before looking around again. */
@@ -103,6 +104,7 @@ struct pipeline *pipeline_new(const struct pipeline_config *cfg, struct cv_stage
 	p->nstages = nstages;
 	p->registry = registry;
 	p->deadline_ns = INT64_MAX;
+	p->taps = tap_hub_new();
 	pthread_mutex_init(&p->mu, NULL);
 	cond_init_monotonic(&p->worker_cv);
 	cond_init_monotonic(&p->source_cv);
@@ -361,6 +363,7 @@ static void fail_batch(struct batch *b, const char *reason)
 
 static void run_batch(struct pipeline *p, struct batch *b)
 {
+	tap_point(source_of(p), &b->pub);
 	for (size_t i = 1; i + 1 < p->nstages; i++) {
 		struct cv_stage *st = &p->stages[i];
 		uint32_t in = b->pub.live;
@@ -381,6 +384,7 @@ static void run_batch(struct pipeline *p, struct batch *b)
 			fail_batch(b, "transform failed");
 			return;
 		}
+		tap_point(st, &b->pub);
 	}
 	struct cv_stage *sink = sink_of(p);
 	uint32_t live = b->pub.live;
@@ -389,6 +393,7 @@ static void run_batch(struct pipeline *p, struct batch *b)
 		return;
 	}
 	count(sink->m.in, NULL, live);
+	tap_point(sink, &b->pub);
 	/* The host holds one extra count while write runs, so the batch cannot
 	 * complete (and be recycled) under our feet, whatever the sink settles
 	 * during the call or from its own threads. */
@@ -730,6 +735,7 @@ void pipeline_free(struct pipeline *p)
 		return;
 	if (p->threads_started)
 		pipeline_join(p);
+	tap_hub_close(p->taps, p->stages, p->stages ? p->nstages : 0);
 	if (p->stages) {
 		/* Sink first: it may settle its last records while it shuts down. */
 		for (size_t i = p->nstages; i-- > 1;)

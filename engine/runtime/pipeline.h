@@ -22,6 +22,7 @@
 #include "runtime/stage.h"
 
 struct dead_letter;
+struct tap_hub;
 
 struct pipeline_config {
 	const char *name;
@@ -81,6 +82,7 @@ struct pipeline {
 	size_t nlatency;
 
 	struct dead_letter *dead_letter;
+	struct tap_hub *taps; /* live taps on its stages (runtime/tap.h) */
 	_Atomic int64_t last_warn_ns;
 	_Atomic uint64_t warn_suppressed;
 	pthread_t source_thread, worker_thread;

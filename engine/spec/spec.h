@@ -34,6 +34,7 @@ struct pipeline_spec {
 struct engine_spec {
 	const char *file;
 	const char *http_listen; /* "" disables */
+	bool http_tap;           /* engine.http.tap: GET /api/v1/tap is allowed */
 	enum cv_log_level log_level;
 	enum log_format log_format;
 	bool log_level_set, log_format_set;
