@@ -53,6 +53,11 @@
 #define CT_TEXT    "text/plain; charset=utf-8"
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
 #define CT_JSON    "application/json"
+#define CT_HTML    "text/html; charset=utf-8"
+
+/* The console (http/console.html, compiled in by cmake/embed.cmake). */
+extern const char conveyor_console_html[];
+extern const unsigned long conveyor_console_html_len;
 
 /* One accepted connection, from MHD's NOTIFY_CONNECTION start to close. */
 struct http_conn {
@@ -450,6 +455,26 @@ static enum MHD_Result respond_check(struct MHD_Connection *conn, void *ctx,
 	return respond(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, CT_TEXT, &body);
 }
 
+/* GET /: the console, from the binary; its policy forbids any other
+ * origin, so the page cannot load or send anything elsewhere. */
+static enum MHD_Result serve_console(struct MHD_Connection *conn)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+	        conveyor_console_html_len, (void *)conveyor_console_html, MHD_RESPMEM_PERSISTENT);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CT_HTML);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(r, "Content-Security-Policy",
+	                        "default-src 'none'; script-src 'unsafe-inline'; style-src "
+	                        "'unsafe-inline'; img-src data:; connect-src 'self'; base-uri "
+	                        "'none'; form-action 'none'; frame-ancestors 'none'");
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 static enum MHD_Result serve_tap(struct http_server *srv, struct MHD_Connection *conn)
 {
 	if (!srv->handlers.tap_open)
@@ -525,6 +550,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		                         CT_JSON);
 	if (strcmp(url, "/api/v1/tap") == 0)
 		return serve_tap(srv, conn);
+	if (strcmp(url, "/") == 0)
+		return serve_console(conn);
 	if (strcmp(url, "/healthz") == 0)
 		return respond_check(conn, srv->handlers.ctx, srv->handlers.healthy);
 	if (strcmp(url, "/readyz") == 0)

@@ -225,7 +225,22 @@ static void test_endpoints(void **state)
 	assert_string_equal(r.body, "stage influx not started\n");
 	free(r.body);
 
-	const char *missing[] = {"/", "/metric", "/metrics/", "/healthz2", "/READYZ"};
+	http_get(port, "GET", "/", &r);
+	assert_int_equal(r.status, 200);
+	assert_true(header(&r, "Content-Type", v, sizeof(v)));
+	assert_string_equal(v, "text/html; charset=utf-8");
+	assert_true(header(&r, "Content-Security-Policy", v, sizeof(v)));
+	assert_non_null(strstr(v, "default-src 'none'"));
+	assert_non_null(strstr(r.body, "<title>Conveyor console</title>"));
+	/* Self-contained: nothing from another origin (the SVG namespace is a
+	 * name, not a fetch). */
+	for (const char *p = strstr(r.body, "://"); p; p = strstr(p + 1, "://"))
+		assert_true(p - r.body >= 4 && strncmp(p - 4, "http://www.w3.org/2000/svg", 26) == 0);
+	assert_null(strstr(r.body, "src=\""));
+	assert_null(strstr(r.body, "@import"));
+	free(r.body);
+
+	const char *missing[] = {"/index.html", "/metric", "/metrics/", "/healthz2", "/READYZ"};
 	for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++) {
 		http_get(port, "GET", missing[i], &r);
 		assert_int_equal(r.status, 404);

@@ -163,6 +163,13 @@ static long peak_rss_kib(void)
 	return kib;
 }
 
+/* True for 127.x.x.x, [::1] and localhost: only this machine reaches it. */
+static bool listen_is_loopback(const char *listen)
+{
+	return strncmp(listen, "127.", 4) == 0 || strncmp(listen, "[::1]:", 6) == 0 ||
+	       strncmp(listen, "localhost:", 10) == 0;
+}
+
 static int build_pipelines(struct engine *e)
 {
 	struct engine_spec *spec = e->spec;
@@ -310,6 +317,12 @@ int engine_run(struct engine_spec *spec, const struct engine_options *opts)
 		}
 		log_info("serving /metrics, /healthz and /readyz on %s (port %u)", listen,
 		         http_server_port(http));
+		log_info("console: http://%s/ ; terminal view: conveyor top --url http://%s%s",
+		         listen, listen, spec->http_tap ? " ; taps allowed (engine.http.tap)" : "");
+		if (spec->http_tap && !listen_is_loopback(listen))
+			log_warn("engine.http.tap is on and %s is not a loopback address: anyone "
+			         "who reaches it can read this engine's records",
+			         listen);
 	}
 	for (size_t i = 0; i < e.npipelines; i++) {
 		if (pipeline_start(e.pipelines[i]) < 0) {
