@@ -235,7 +235,8 @@ static void test_endpoints(void **state)
 	/* Self-contained: nothing from another origin (the SVG namespace is a
 	 * name, not a fetch). */
 	for (const char *p = strstr(r.body, "://"); p; p = strstr(p + 1, "://"))
-		assert_true(p - r.body >= 4 && strncmp(p - 4, "http://www.w3.org/2000/svg", 26) == 0);
+		assert_true(p - r.body >= 4 &&
+		            strncmp(p - 4, "http://www.w3.org/2000/svg", 26) == 0);
 	assert_null(strstr(r.body, "src=\""));
 	assert_null(strstr(r.body, "@import"));
 	free(r.body);

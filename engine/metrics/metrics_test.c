@@ -512,7 +512,7 @@ static void test_histogram_read_and_quantile(void **state)
 		metric_observe(s, 0.5); /* bucket le=1 */
 	for (int i = 0; i < 10; i++)
 		metric_observe(s, 3); /* bucket le=4 */
-	metric_observe(s, 100); /* +Inf */
+	metric_observe(s, 100);       /* +Inf */
 	assert_int_equal(metric_histogram_read(s, &bounds, cum, &sum), 3);
 	assert_int_equal(cum[0], 10);
 	assert_int_equal(cum[1], 10);
