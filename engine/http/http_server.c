@@ -78,7 +78,6 @@ struct http_server {
 	pthread_cond_t cv;
 	struct http_conn *wait_head, *wait_tail; /* by deadline, oldest first */
 	unsigned int nconns;
-	uint64_t evicted, refused; /* for tests and logs */
 	bool stopping;
 	struct tap_streams taps;
 	pthread_t housekeeper;
@@ -271,7 +270,6 @@ static void evict(struct http_server *srv, struct http_conn *c)
 	wait_unlink(srv, c);
 	c->evicted = true;
 	shutdown(c->fd, SHUT_RDWR);
-	srv->evicted++;
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
@@ -301,7 +299,6 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 				/* Every slot is answering: refuse the newcomer. */
 				c->evicted = true;
 				shutdown(c->fd, SHUT_RDWR);
-				srv->refused++;
 			}
 		}
 		wait_append(srv, c);
