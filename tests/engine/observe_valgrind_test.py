@@ -16,10 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import engine_common as ec  # noqa: E402
 from engine_common import ct  # noqa: E402
-
-VALGRIND = ["valgrind", "--leak-check=full", "--show-leak-kinds=definite,indirect",
-            "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=99",
-            "--track-origins=no", "--num-callers=30"]
+from valgrind_test import VALGRIND  # noqa: E402  (the same memcheck settings)
 
 
 def _report(log, what, rc, want_rc=0):

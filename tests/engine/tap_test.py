@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -242,19 +241,26 @@ def test_client_gone_stops_sampling():
     ct.check(e.stop() == 0, "engine did not stop cleanly")
 
 
+def _tap_running(e, stage):
+    """A `conveyor tap` process on belts/stage, once it printed records:
+    (process, stdout path, stderr path)."""
+    d = ct.tmpdir()
+    out_path, err_path = os.path.join(d, "out"), os.path.join(d, "err")
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        p = ct.start_process([ct.BIN, "tap", "--url", e.url, "belts", stage], stdout=out,
+                             stderr=err)
+    ct.wait_until(lambda: os.path.getsize(out_path) > 1000, timeout=20,
+                  what="the tap to print records")
+    return p, out_path, err_path
+
+
 def test_engine_stop_ends_the_tap():
     """SIGTERM: the tap's client gets the last line, says so, exits 0."""
     ec.require_plugins()
     e = ct.Engine(ec.spec({"belts": BELTS}, engine=ENGINE_TAP)).wait_ready()
-    d = ct.tmpdir()
-    out_path, err_path = os.path.join(d, "out"), os.path.join(d, "err")
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        p = ct.start_process([ct.BIN, "tap", "--url", e.url, "belts", "anomaly"],
-                             stdout=out, stderr=err)
-        ct.wait_until(lambda: os.path.getsize(out_path) > 1000, timeout=20,
-                      what="the tap to print records")
-        ct.check(e.stop() == 0, "engine did not stop cleanly")
-        rc = p.wait(timeout=30)
+    p, _, err_path = _tap_running(e, "anomaly")
+    ct.check(e.stop() == 0, "engine did not stop cleanly")
+    rc = p.wait(timeout=30)
     text = open(err_path).read()
     ct.check(rc == 0, "tap exited %d when the engine stopped: %s" % (rc, text))
     ct.check("engine stopping" in text, "the client says the engine stopped: %r" % text)
@@ -263,15 +269,9 @@ def test_engine_stop_ends_the_tap():
 def test_interrupt_prints_a_summary():
     ec.require_plugins()
     e = ct.Engine(ec.spec({"belts": BELTS}, engine=ENGINE_TAP)).wait_ready()
-    d = ct.tmpdir()
-    out_path, err_path = os.path.join(d, "out"), os.path.join(d, "err")
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        p = ct.start_process([ct.BIN, "tap", "--url", e.url, "belts", "sim_speed"],
-                             stdout=out, stderr=err)
-        ct.wait_until(lambda: os.path.getsize(out_path) > 1000, timeout=20,
-                      what="the tap to print records")
-        p.send_signal(signal.SIGINT)
-        rc = p.wait(timeout=30)
+    p, out_path, err_path = _tap_running(e, "sim_speed")
+    p.send_signal(signal.SIGINT)
+    rc = p.wait(timeout=30)
     text = open(err_path).read()
     n = len(open(out_path).read().splitlines())
     ct.check(rc == 0, "tap exited %d on Ctrl-C: %s" % (rc, text))
