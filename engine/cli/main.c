@@ -1,4 +1,5 @@
-/* main.c - the `conveyor` command line: run, validate, plugins, version. */
+/* main.c - the `conveyor` command line: run, validate, plugins, version;
+ * top and tap (cli/top.c, cli/tap.c) read a running engine. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,8 @@
 #include "runtime/plugin_loader.h"
 #include "spec/spec.h"
 #include "base/units.h"
+#include "cli/tap.h"
+#include "cli/top.h"
 
 extern const char conveyor_demo_spec[];
 extern const unsigned long conveyor_demo_spec_len;
@@ -25,6 +28,9 @@ static void usage(FILE *out)
 	      "       conveyor validate SPEC.yaml...\n"
 	      "       conveyor plugins [NAME]\n"
 	      "       conveyor version\n"
+	      "       conveyor top [--url URL] [--interval 1s] [--once]\n"
+	      "       conveyor tap [--url URL] PIPELINE [STAGE] [--limit N] [--format "
+	      "json|influx]\n"
 	      "\n"
 	      "run       runs every pipeline of SPEC (the built-in demo without one) until\n"
 	      "          its sources end, SIGINT/SIGTERM, or --duration; then drains;\n"
@@ -34,6 +40,8 @@ static void usage(FILE *out)
 	      "validate  checks specs against the plugins' option schemas and checks;\n"
 	      "          starts nothing and reads no file the spec names\n"
 	      "plugins   lists the plugins on the plugin path, or one plugin's options\n"
+	      "top       a live view of a running engine's stages (rates, queues, p99)\n"
+	      "tap       prints the records leaving a stage of a running engine, live\n"
 	      "\n"
 	      "Environment: CONVEYOR_PLUGIN_PATH (colon-separated directories),\n"
 	      "CONVEYOR_LOG_LEVEL (debug|info|warn|error), CONVEYOR_LOG_FORMAT (json|text|auto).\n"
@@ -227,6 +235,10 @@ int main(int argc, char **argv)
 		return cmd_validate(argc - 2, argv + 2);
 	if (strcmp(cmd, "plugins") == 0)
 		return cmd_plugins(argc - 2, argv + 2);
+	if (strcmp(cmd, "top") == 0)
+		return cmd_top(argc - 2, argv + 2);
+	if (strcmp(cmd, "tap") == 0)
+		return cmd_tap(argc - 2, argv + 2);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("conveyor %s (plugin ABI %d.%d)\n", CONVEYOR_VERSION, CV_ABI_MAJOR,
 		       CV_ABI_MINOR);

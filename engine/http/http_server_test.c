@@ -148,10 +148,21 @@ static int count_fds(void)
 	return n;
 }
 
+static int fake_api(void *ctx, struct strbuf *out)
+{
+	struct fake_engine *e = ctx;
+	if (e->metrics_fail)
+		return -2;
+	return strbuf_puts(out, "{\"pipelines\":[]}\n");
+}
+
 static struct http_handlers handlers_for(struct fake_engine *e)
 {
-	return (struct http_handlers){
-	        .ctx = e, .metrics = fake_metrics, .healthy = fake_healthy, .ready = fake_ready};
+	return (struct http_handlers){.ctx = e,
+	                              .metrics = fake_metrics,
+	                              .healthy = fake_healthy,
+	                              .ready = fake_ready,
+	                              .api_pipelines = fake_api};
 }
 
 static void test_endpoints(void **state)
@@ -214,7 +225,23 @@ static void test_endpoints(void **state)
 	assert_string_equal(r.body, "stage influx not started\n");
 	free(r.body);
 
-	const char *missing[] = {"/", "/metric", "/metrics/", "/healthz2", "/READYZ"};
+	http_get(port, "GET", "/", &r);
+	assert_int_equal(r.status, 200);
+	assert_true(header(&r, "Content-Type", v, sizeof(v)));
+	assert_string_equal(v, "text/html; charset=utf-8");
+	assert_true(header(&r, "Content-Security-Policy", v, sizeof(v)));
+	assert_non_null(strstr(v, "default-src 'none'"));
+	assert_non_null(strstr(r.body, "<title>Conveyor console</title>"));
+	/* Self-contained: nothing from another origin (the SVG namespace is a
+	 * name, not a fetch). */
+	for (const char *p = strstr(r.body, "://"); p; p = strstr(p + 1, "://"))
+		assert_true(p - r.body >= 4 &&
+		            strncmp(p - 4, "http://www.w3.org/2000/svg", 26) == 0);
+	assert_null(strstr(r.body, "src=\""));
+	assert_null(strstr(r.body, "@import"));
+	free(r.body);
+
+	const char *missing[] = {"/index.html", "/metric", "/metrics/", "/healthz2", "/READYZ"};
 	for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++) {
 		http_get(port, "GET", missing[i], &r);
 		assert_int_equal(r.status, 404);
@@ -237,8 +264,20 @@ static void test_endpoints(void **state)
 	assert_int_equal(r.status, 405);
 	free(r.body);
 
+	http_get(port, "GET", "/api/v1/pipelines", &r);
+	assert_int_equal(r.status, 200);
+	assert_true(header(&r, "Content-Type", v, sizeof(v)));
+	assert_string_equal(v, "application/json");
+	assert_true(header(&r, "Cache-Control", v, sizeof(v)));
+	assert_string_equal(v, "no-store");
+	assert_string_equal(r.body, "{\"pipelines\":[]}\n");
+	free(r.body);
+
 	int scrapes = e.scrapes;
 	e.metrics_fail = true;
+	http_get(port, "GET", "/api/v1/pipelines", &r);
+	assert_int_equal(r.status, 500);
+	free(r.body);
 	http_get(port, "GET", "/metrics", &r);
 	assert_int_equal(r.status, 500);
 	assert_int_equal(e.scrapes, scrapes + 1);

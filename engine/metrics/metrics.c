@@ -571,6 +571,50 @@ uint64_t metric_count(const struct metric_series *s)
 	return n;
 }
 
+size_t metric_histogram_read(const struct metric_series *s, const double **bounds,
+                             uint64_t *cumulative, double *sum)
+{
+	if (s->type != METRIC_HISTOGRAM)
+		return 0;
+	if (bounds)
+		*bounds = s->bounds;
+	if (cumulative) {
+		uint64_t cum = 0;
+		for (size_t i = 0; i <= s->nbounds; i++) {
+			cum += atomic_load_explicit(&s->counts[i], memory_order_relaxed);
+			cumulative[i] = cum;
+		}
+	}
+	if (sum)
+		*sum = bits_dbl(atomic_load_explicit(&s->fbits, memory_order_relaxed));
+	return s->nbounds;
+}
+
+const char *metric_family_name(const struct metric_family *f)
+{
+	return f->name;
+}
+
+double metrics_histogram_quantile(double q, const double *bounds, const uint64_t *cumulative,
+                                  size_t nbounds)
+{
+	uint64_t total = cumulative[nbounds];
+	if (total == 0 || isnan(q))
+		return NAN;
+	double rank = q * (double)total;
+	size_t i = 0;
+	while (i < nbounds && (double)cumulative[i] < rank)
+		i++;
+	if (i == nbounds)
+		return nbounds ? bounds[nbounds - 1] : NAN;
+	double lo = i ? bounds[i - 1] : 0;
+	double below = i ? (double)cumulative[i - 1] : 0;
+	double in = (double)cumulative[i] - below;
+	if (lo > bounds[i] || in <= 0)
+		return bounds[i];
+	return lo + (bounds[i] - lo) * (rank - below) / in;
+}
+
 int metrics_add_collector(struct metrics *m, metrics_collector_fn fn, void *ctx)
 {
 	if (!m || !fn)

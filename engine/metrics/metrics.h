@@ -76,6 +76,24 @@ double metric_value(const struct metric_series *s);
 /* Reads a histogram's observation count. */
 uint64_t metric_count(const struct metric_series *s);
 
+/* Histogram: copies the cumulative count of each bucket into `cumulative`
+ * (room for nbounds + 1: the last is +Inf, the total) in one pass, so they
+ * agree as /metrics shows them, and the sum into *sum (may be NULL).
+ * Returns nbounds, and sets *bounds to the family's upper bounds (valid
+ * until metrics_free()); 0 for another type. Passing NULL cumulative only
+ * returns nbounds. */
+size_t metric_histogram_read(const struct metric_series *s, const double **bounds,
+                             uint64_t *cumulative, double *sum);
+/* The name of the family a plugin registered (as /metrics shows it). */
+const char *metric_family_name(const struct metric_family *f);
+
+/* The q-quantile (0..1) of a histogram from its cumulative bucket counts
+ * (nbounds finite bounds, nbounds + 1 counts), interpolated linearly inside
+ * the bucket as Prometheus' histogram_quantile() does; the highest finite
+ * bound when it falls in +Inf; NaN with no observations. */
+double metrics_histogram_quantile(double q, const double *bounds, const uint64_t *cumulative,
+                                  size_t nbounds);
+
 /* A callback that appends more exposition text at render time (process
  * metrics). It must write complete # HELP / # TYPE blocks. Collectors run in
  * the order added, outside the registry lock. Returns 0, CV_ENOMEM, or

@@ -557,6 +557,45 @@ static void test_remove_series(void **state)
 	metrics_free(m);
 }
 
+static void test_histogram_read_and_quantile(void **state)
+{
+	(void)state;
+	struct metrics *m = metrics_new();
+	const double b[] = {1, 2, 4};
+	struct metric_family *f =
+	        metrics_family(m, METRIC_HISTOGRAM, "h_seconds", "H.", NULL, 0, b, 3);
+	struct metric_series *s = metrics_series(f, NULL);
+	assert_string_equal(metric_family_name(f), "h_seconds");
+	const double *bounds = NULL;
+	uint64_t cum[4];
+	double sum = -1;
+	assert_int_equal(metric_histogram_read(s, &bounds, cum, &sum), 3);
+	assert_true(bounds[2] == 4);
+	assert_int_equal(cum[3], 0);
+	assert_true(isnan(metrics_histogram_quantile(0.5, bounds, cum, 3)));
+	for (int i = 0; i < 10; i++)
+		metric_observe(s, 0.5); /* bucket le=1 */
+	for (int i = 0; i < 10; i++)
+		metric_observe(s, 3); /* bucket le=4 */
+	metric_observe(s, 100);       /* +Inf */
+	assert_int_equal(metric_histogram_read(s, &bounds, cum, &sum), 3);
+	assert_int_equal(cum[0], 10);
+	assert_int_equal(cum[1], 10);
+	assert_int_equal(cum[2], 20);
+	assert_int_equal(cum[3], 21);
+	assert_true(sum == 5 + 30 + 100);
+	/* Rank 10.5 of 21 falls in (2, 4] at 0.5/10 of the way. */
+	assert_true(fabs(metrics_histogram_quantile(0.5, bounds, cum, 3) - 2.1) < 1e-12);
+	/* Rank 5 of 21 falls in [0, 1] halfway. */
+	assert_true(fabs(metrics_histogram_quantile(5.0 / 21, bounds, cum, 3) - 0.5) < 1e-12);
+	/* In +Inf: the highest finite bound. */
+	assert_true(metrics_histogram_quantile(0.99, bounds, cum, 3) == 4);
+	struct metric_family *c =
+	        metrics_family(m, METRIC_COUNTER, "c_total", "C.", NULL, 0, NULL, 0);
+	assert_int_equal(metric_histogram_read(metrics_series(c, NULL), &bounds, cum, &sum), 0);
+	metrics_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -572,6 +611,7 @@ int main(void)
 	        cmocka_unit_test(test_promtool_every_type),
 	        cmocka_unit_test(test_promtool_is_strict),
 	        cmocka_unit_test(test_remove_series),
+	        cmocka_unit_test(test_histogram_read_and_quantile),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,12 +12,14 @@
 #include <sys/signalfd.h>
 
 #include "runtime/host_api.h"
+#include "http/api.h"
 #include "http/http_server.h"
 #include "base/log.h"
 #include "metrics/metrics.h"
 #include "runtime/pipeline.h"
 #include "runtime/reload.h"
 #include "runtime/summary.h"
+#include "runtime/tap.h"
 
 /* A plugin call or a source loop stuck this long makes /healthz fail. */
 #define STUCK_NS (60 * 1000000000LL)
@@ -30,6 +32,7 @@
 struct engine_settings {
 	char *http_listen;
 	_Atomic bool lifecycle;
+	_Atomic bool tap; /* GET /api/v1/tap allowed */
 	int64_t shutdown_timeout_ns;
 	int64_t summary_interval_ns;
 	bool metrics_enabled;
@@ -62,6 +65,7 @@ struct engine {
 	_Atomic bool stopping;
 	bool start_failed;
 	bool records_failed; /* a record of a stopped pipeline ended failed */
+	int64_t started_ns;  /* monotonic: uptime in the JSON API */
 	int done_fd;         /* an eventfd: a pipeline ended, or a reload was asked */
 	struct reload_box box;
 	struct metric_series *m_reload_ok, *m_reload_time, *m_reloads_ok, *m_reloads_failed;
@@ -97,6 +101,91 @@ static int http_metrics(void *ctx, struct strbuf *out)
 {
 	struct engine *e = ctx;
 	return metrics_render(e->registry, out);
+}
+
+/* The HTTP thread reads the running set under e->mu: a reload changes it,
+ * and destroys replaced transforms, under that lock. */
+static int http_api_pipelines(void *ctx, struct strbuf *out)
+{
+	struct engine *e = ctx;
+	pthread_mutex_lock(&e->mu);
+	struct pipeline **ps = calloc(e->nrunning ? e->nrunning : 1, sizeof *ps);
+	int rc = CV_ENOMEM;
+	if (ps) {
+		for (size_t i = 0; i < e->nrunning; i++)
+			ps[i] = e->running[i]->p;
+		struct api_view v = {.pipelines = ps,
+		                     .npipelines = e->nrunning,
+		                     .started_ns = e->started_ns,
+		                     .tap_allowed = atomic_load(&e->set.tap)};
+		rc = api_render_pipelines(&v, out);
+	}
+	pthread_mutex_unlock(&e->mu);
+	free(ps);
+	return rc;
+}
+
+static struct cv_stage *find_stage(struct pipeline *p, const char *name)
+{
+	size_t n = pipeline_stage_count(p);
+	if (!name)
+		return pipeline_stage(p, n - 1); /* what reaches the sink */
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(pipeline_stage(p, i)->name, name) == 0)
+			return pipeline_stage(p, i);
+	return NULL;
+}
+
+static int tap_open_locked(struct engine *e, const char *pipeline, const char *stage,
+                           enum tap_format format, uint64_t limit, struct tap **out,
+                           const char **stage_name, struct strbuf *why)
+{
+	struct pipeline *p = NULL;
+	for (size_t i = 0; i < e->nrunning && !p; i++)
+		if (e->running[i]->p && strcmp(e->running[i]->name, pipeline) == 0)
+			p = e->running[i]->p;
+	if (!p) {
+		strbuf_printf(why, "tap: no pipeline \"%s\"; pipelines:", pipeline);
+		for (size_t i = 0; i < e->nrunning; i++)
+			strbuf_printf(why, " %s", e->running[i]->name);
+		return 404;
+	}
+	struct cv_stage *st = find_stage(p, stage);
+	if (!st) {
+		strbuf_printf(why, "tap: pipeline %s has no stage \"%s\"; stages:", pipeline,
+		              stage);
+		for (size_t i = 0, n = pipeline_stage_count(p); i < n; i++)
+			strbuf_printf(why, " %s", pipeline_stage(p, i)->name);
+		return 404;
+	}
+	const char *err = NULL;
+	*out = tap_attach(p, st, format, limit, &err);
+	if (!*out) {
+		strbuf_printf(why, "tap: %s", err);
+		return 503;
+	}
+	/* A copy: once e->mu is released a reload may free the stage. */
+	static _Thread_local char name[256];
+	snprintf(name, sizeof name, "%s", st->name);
+	*stage_name = name;
+	return 200;
+}
+
+static int http_tap_open(void *ctx, const char *pipeline, const char *stage, enum tap_format format,
+                         uint64_t limit, struct tap **out, const char **stage_name,
+                         struct strbuf *why)
+{
+	struct engine *e = ctx;
+	if (!atomic_load(&e->set.tap)) {
+		strbuf_puts(why,
+		            "tapping is off: records can be sensitive; set engine.http.tap: true "
+		            "in the spec to allow it");
+		return 403;
+	}
+	pthread_mutex_lock(&e->mu);
+	int status = tap_open_locked(e, pipeline, stage, format, limit, out, stage_name, why);
+	pthread_mutex_unlock(&e->mu);
+	return status;
 }
 
 static bool http_healthy(void *ctx, struct strbuf *why)
@@ -259,6 +348,13 @@ static long peak_rss_kib(void)
 	return kib;
 }
 
+/* True for 127.x.x.x, [::1] and localhost: only this machine reaches it. */
+static bool listen_is_loopback(const char *listen)
+{
+	return strncmp(listen, "127.", 4) == 0 || strncmp(listen, "[::1]:", 6) == 0 ||
+	       strncmp(listen, "localhost:", 10) == 0;
+}
+
 static int settings_take(struct engine_settings *set, const struct engine_spec *spec)
 {
 	char *listen = strdup(spec->http_listen ? spec->http_listen : "");
@@ -267,6 +363,7 @@ static int settings_take(struct engine_settings *set, const struct engine_spec *
 	free(set->http_listen);
 	set->http_listen = listen;
 	atomic_store(&set->lifecycle, spec->http_lifecycle);
+	atomic_store(&set->tap, spec->http_tap);
 	set->shutdown_timeout_ns = spec->shutdown_timeout_ns;
 	set->summary_interval_ns = spec->summary_interval_ns;
 	set->metrics_enabled = spec->metrics_enabled;
@@ -711,7 +808,7 @@ static bool all_done(struct engine *e, bool stopping)
 
 int engine_run(struct engine_spec *spec, const struct engine_options *opts)
 {
-	struct engine e = {.opts = opts, .done_fd = -1};
+	struct engine e = {.opts = opts, .done_fd = -1, .started_ns = host_monotonic_ns()};
 	int exit_code = 0;
 	bool ran = false; /* reached the end of a run: log "stopped" */
 	struct http_server *http = NULL;
@@ -773,7 +870,9 @@ int engine_run(struct engine_spec *spec, const struct engine_options *opts)
 		                          .metrics = http_metrics,
 		                          .healthy = http_healthy,
 		                          .ready = http_ready,
-		                          .reload = http_reload};
+		                          .reload = http_reload,
+		                          .api_pipelines = http_api_pipelines,
+		                          .tap_open = http_tap_open};
 		char err[256];
 		if (http_server_start(listen, &h, &http, err, sizeof err) < 0) {
 			log_error("cannot serve HTTP on %s: %s", listen, err);
@@ -782,6 +881,13 @@ int engine_run(struct engine_spec *spec, const struct engine_options *opts)
 		}
 		log_info("serving /metrics, /healthz and /readyz on %s (port %u)", listen,
 		         http_server_port(http));
+		bool tap = atomic_load(&e.set.tap);
+		log_info("console: http://%s/ ; terminal view: conveyor top --url http://%s%s",
+		         listen, listen, tap ? " ; taps allowed (engine.http.tap)" : "");
+		if (tap && !listen_is_loopback(listen))
+			log_warn("engine.http.tap is on and %s is not a loopback address: anyone "
+			         "who reaches it can read this engine's records",
+			         listen);
 	}
 	for (size_t i = 0; i < e.nrunning; i++) {
 		if (start_pipeline(&e, e.running[i]) < 0) {

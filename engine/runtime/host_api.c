@@ -177,6 +177,15 @@ void host_api_free_metrics(struct cv_stage *st)
 	st->plugin_metrics = NULL;
 }
 
+void host_api_each_metric(const struct cv_stage *st,
+                          void (*fn)(void *ctx, const char *name, const struct metric_series *s),
+                          void *ctx)
+{
+	for (const struct cv_metric *m = st->plugin_metrics; m; m = m->next)
+		if (!m->labelled && m->plain)
+			fn(ctx, metric_family_name(m->family), m->plain);
+}
+
 static struct metric_series *series_for(struct cv_metric *m, const char *label_value)
 {
 	if (!m)

@@ -8,6 +8,7 @@
 
 #include "runtime/dead_letter.h"
 #include "runtime/host_api.h"
+#include "runtime/tap.h"
 #include "base/log.h"
 
 /* How long a thread waits on its condition before looking around again. */
@@ -118,6 +119,7 @@ struct pipeline *pipeline_new(const struct pipeline_config *cfg, struct cv_stage
 	p->nstages = nstages;
 	p->registry = registry;
 	p->deadline_ns = INT64_MAX;
+	p->taps = tap_hub_new();
 	pthread_mutex_init(&p->mu, NULL);
 	cond_init_monotonic(&p->worker_cv);
 	cond_init_monotonic(&p->source_cv);
@@ -392,6 +394,7 @@ static void run_batch(struct pipeline *p, struct batch *b)
 	struct transform_set *xf = atomic_load_explicit(&p->xf, memory_order_relaxed);
 	b->xf = xf;
 	atomic_fetch_add_explicit(&xf->batches, 1, memory_order_relaxed);
+	tap_point(source_of(p), &b->pub);
 	for (size_t i = 0; i < xf->n; i++) {
 		struct cv_stage *st = &xf->stages[i];
 		uint32_t in = b->pub.live;
@@ -412,6 +415,7 @@ static void run_batch(struct pipeline *p, struct batch *b)
 			fail_batch(b, "transform failed");
 			return;
 		}
+		tap_point(st, &b->pub);
 	}
 	struct cv_stage *sink = sink_of(p);
 	uint32_t live = b->pub.live;
@@ -420,6 +424,7 @@ static void run_batch(struct pipeline *p, struct batch *b)
 		return;
 	}
 	count(sink->m.in, NULL, live);
+	tap_point(sink, &b->pub);
 	/* The host holds one extra count while write runs, so the batch cannot
 	 * complete (and be recycled) under our feet, whatever the sink settles
 	 * during the call or from its own threads. */
@@ -874,6 +879,7 @@ size_t pipeline_reap_transforms(struct pipeline *p)
 	size_t n = 0;
 	while (dead) {
 		struct transform_set *next = dead->next;
+		tap_stages_detach(p->taps, dead->stages, dead->n);
 		destroy_set(dead);
 		if (dead->release)
 			dead->release(dead);
@@ -912,6 +918,13 @@ void pipeline_free(struct pipeline *p)
 		return;
 	if (p->threads_started)
 		pipeline_join(p);
+	/* Taps on transforms a reload installed end with the others. */
+	struct transform_set *cur = atomic_load(&p->xf);
+	if (p->stages && cur != &p->xf_first)
+		tap_stages_detach(p->taps, cur->stages, cur->n);
+	for (struct transform_set *s = p->xf_retired; s; s = s->next)
+		tap_stages_detach(p->taps, s->stages, s->n);
+	tap_hub_close(p->taps, p->stages, p->stages ? p->nstages : 0);
 	if (p->stages) {
 		/* Sink first: it may settle its last records while it shuts down. */
 		for (size_t i = p->nstages; i-- > 1;)

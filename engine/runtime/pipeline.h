@@ -22,6 +22,7 @@
 #include "runtime/stage.h"
 
 struct dead_letter;
+struct tap_hub;
 
 /* A pipeline's transforms as one unit, so that a reload can replace them
  * between two batches without stopping the source or the sink. */
@@ -106,6 +107,7 @@ struct pipeline {
 	struct dead_letter *dead_letter;
 	_Atomic uint64_t dead_lettered; /* entries written to the dead-letter file */
 	_Atomic uint64_t unrouted;      /* rejected or dead-lettered, with no file to keep them */
+	struct tap_hub *taps;           /* live taps on its stages (runtime/tap.h) */
 	_Atomic int64_t last_warn_ns;
 	_Atomic uint64_t warn_suppressed;
 	pthread_t source_thread, worker_thread;

@@ -13,6 +13,7 @@
 #include "metrics/metrics.h"
 
 struct pipeline;
+struct tap;
 
 /* The host-injected metrics of a stage; all NULL when instrumentation is off. */
 struct stage_metrics {
@@ -45,6 +46,10 @@ struct cv_stage {
 	_Atomic uint64_t total_dropped;
 	_Atomic uint64_t total_errors;
 	_Atomic uint64_t total_dead_lettered;
+	/* Live taps on the records leaving the stage (runtime/tap.h); the list
+	 * is guarded by the pipeline's tap hub. */
+	_Atomic bool tapped;
+	struct tap *taps;
 };
 
 /* Registers the stage's host metrics in `registry` (labels pipeline, stage,

@@ -165,13 +165,14 @@ static void load_engine(struct loader_ctx *c, const struct spec_node *eng)
 	check_keys(c, eng, "engine", ENGINE_KEYS);
 	const struct spec_node *http = expect(c, spec_map_get(eng, "http"), SPEC_MAP, "http");
 	if (http) {
-		static const char *const keys[] = {"listen", "lifecycle", NULL};
+		static const char *const keys[] = {"listen", "lifecycle", "tap", NULL};
 		check_keys(c, http, "engine.http", keys);
 		const struct spec_node *l =
 		        expect(c, spec_map_get(http, "listen"), SPEC_SCALAR, "listen");
 		if (l)
 			set_listen(c, l);
 		get_bool(c, http, "lifecycle", &s->http_lifecycle);
+		get_bool(c, http, "tap", &s->http_tap);
 	}
 	const struct spec_node *log = expect(c, spec_map_get(eng, "log"), SPEC_MAP, "log");
 	if (log) {

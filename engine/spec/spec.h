@@ -36,6 +36,7 @@ struct engine_spec {
 	const char *file;
 	const char *http_listen; /* "" disables (written "off" or "") */
 	bool http_lifecycle;     /* POST /-/reload allowed */
+	bool http_tap;           /* engine.http.tap: GET /api/v1/tap is allowed */
 	enum cv_log_level log_level;
 	enum log_format log_format;
 	bool log_level_set, log_format_set;
