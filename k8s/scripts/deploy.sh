@@ -71,7 +71,7 @@ if grep -Eq 'CHANGE_ME|REPLACE with' "$secrets"; then
 	die "$secrets still holds placeholder values"
 fi
 "$K8S_DIR/scripts/sync-pipelines.sh" --check ||
-	die "k8s/base/pipelines/ is out of date: run k8s/scripts/sync-pipelines.sh"
+	die "k8s/base/conveyor/pipelines.yaml is out of date: run k8s/scripts/sync-pipelines.sh"
 require_cluster
 
 rendered=$(mktemp)

@@ -131,7 +131,7 @@ def test_laptop_engine_pods_with_kube_play():
             "processor": {"KAFKA_BROKERS": mc.bootstraps, "INFLUXDB_URL": db.url,
                           "KAFKA_SESSION_TIMEOUT_MS": "3000", "KAFKA_HEARTBEAT_INTERVAL_MS": "300",
                           "CONVEYOR_HTTP_LISTEN": "127.0.0.1:%d" % ports["processor"]}}
-        docs = [o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("conveyor-pipelines")]
+        docs = [k.one(objs, "ConfigMap", "conveyor-pipelines")]
         for app in ("processor", "producer"):
             w = k.one(objs, "Deployment", app)
             docs.append(adapt(w, secrets, over[app], ports[app], os.path.join(wd, "secrets-" + app)))

@@ -169,6 +169,7 @@ def test_schema_and_invariants():
         tm.test_network_policies()
         tm.test_pipeline_env_provided()
         tm.test_prometheus_scrapes_engine_port()
+        tm.test_pipelines_hot_reload()
     finally:
         k._objects = saved
 
