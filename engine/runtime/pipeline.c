@@ -492,11 +492,22 @@ static void install_transforms(struct pipeline *p)
 	p->xf_retired = old;
 }
 
+/* The worker has nothing to do (called with the lock held): a source
+ * lingering over a partial batch hands it on now. */
+static void worker_idle(struct pipeline *p)
+{
+	p->worker_busy = false;
+	if (p->source_lingering)
+		pthread_cond_signal(&p->source_cv);
+}
+
 static void *worker_main(void *arg)
 {
 	struct pipeline *p = arg;
 	for (;;) {
 		pthread_mutex_lock(&p->mu);
+		if (!p->queue_head)
+			worker_idle(p);
 		while (!p->queue_head && !p->source_done && !p->xf_pending) {
 			atomic_store_explicit(&p->heartbeat_worker, host_monotonic_ns(),
 			                      memory_order_relaxed);
@@ -518,6 +529,7 @@ static void *worker_main(void *arg)
 		if (!p->queue_head)
 			p->queue_tail = NULL;
 		p->queue_records -= b->pub.count;
+		p->worker_busy = true;
 		set_queue_gauge(p);
 		pthread_mutex_unlock(&p->mu);
 		atomic_store_explicit(&p->heartbeat_worker, host_monotonic_ns(),
@@ -539,6 +551,65 @@ static void source_error(struct pipeline *p, struct cv_stage *st, int rc, int64_
 		log_write(CV_LOG_ERROR, p->cfg.name, st->name, "read failed (error %d); retrying",
 		          rc);
 		*last_log = now;
+	}
+}
+
+/* Batches in the pool (the one filling too) before a partial batch waits
+ * for a free one rather than grow the pool: a batch costs ~60 KiB resident
+ * however few records it holds (its record array), and an asynchronous sink
+ * (kafka_out) holds every batch until its delivery reports, so at a record
+ * or two per batch the pool would grow to its bound (the demo's RSS was
+ * 3-7 MiB higher, from its start-up, before the broker answers). */
+#define EAGER_POOL 16
+
+/* Would handing a partial batch on now gain nothing? True while the worker
+ * holds a batch or one waits in the queue, and while the pool is at
+ * EAGER_POOL batches with none free or coming back. Called with the lock. */
+static bool downstream_busy(const struct pipeline *p)
+{
+	return p->worker_busy || p->queue_head ||
+	       (!p->free_list && !p->done_head && p->npool >= EAGER_POOL);
+}
+
+/* Has the source fill `b`. The batch leaves once it is full, or once the
+ * source has nothing more right now while the downstream is idle: at low
+ * rates each record goes on at once. While it is busy (a batch in the
+ * worker's hands or queued, or the pool spent), records arrive faster than
+ * batches can be handed on, and waiting costs no latency: the batch keeps
+ * filling, up to full, until the worker goes idle or a batch comes back, or
+ * for at most queue.linger. Returns read's code. */
+static int fill_batch(struct pipeline *p, struct cv_stage *st, struct batch *b)
+{
+	int64_t linger_until = 0;
+	for (;;) {
+		uint32_t before = b->pub.count;
+		int64_t t0 = call_begin(st);
+		int rc = st->plugin->read(st->state, &b->pub);
+		call_end(st, t0);
+		if (rc != 0 || b->pub.count == 0 || b->pub.count >= b->pub.capacity ||
+		    p->linger_ns == 0 || atomic_load_explicit(&p->stop, memory_order_relaxed))
+			return rc;
+		int64_t now = host_monotonic_ns();
+		atomic_store_explicit(&p->heartbeat_source, now, memory_order_relaxed);
+		if (!linger_until)
+			linger_until = now + p->linger_ns;
+		else if (now >= linger_until)
+			return rc;
+		pthread_mutex_lock(&p->mu);
+		bool busy = downstream_busy(p);
+		if (busy && b->pub.count == before) {
+			/* Nothing more right now: sleep until the worker goes idle
+			 * or a batch completes (or the linger ends), then take
+			 * what came meanwhile. */
+			struct timespec ts;
+			deadline_after(&ts, linger_until - now);
+			p->source_lingering = true;
+			pthread_cond_timedwait(&p->source_cv, &p->mu, &ts);
+			p->source_lingering = false;
+		}
+		pthread_mutex_unlock(&p->mu);
+		if (!busy)
+			return rc;
 	}
 }
 
@@ -598,24 +669,7 @@ static void *source_main(void *arg)
 			pthread_mutex_unlock(&p->mu);
 			continue;
 		}
-		/* A partial batch lingers a little for more records, so a slow
-		 * source still sends batches worth the per-batch costs. */
-		int rc;
-		int64_t linger_until = 0;
-		for (;;) {
-			int64_t t0 = call_begin(st);
-			rc = st->plugin->read(st->state, &b->pub);
-			call_end(st, t0);
-			if (rc != 0 || b->pub.count == 0 || b->pub.count >= b->pub.capacity ||
-			    p->linger_ns == 0 ||
-			    atomic_load_explicit(&p->stop, memory_order_relaxed))
-				break;
-			int64_t now = host_monotonic_ns();
-			if (!linger_until)
-				linger_until = now + p->linger_ns;
-			else if (now >= linger_until)
-				break;
-		}
+		int rc = fill_batch(p, st, b);
 		uint32_t n = b->pub.count;
 		if (n > 0) {
 			count(st->m.out, &st->total_out, n);

@@ -41,7 +41,8 @@ struct pipeline_config {
 	uint32_t batch_records; /* records per batch */
 	uint32_t max_records;   /* records in flight, all batches */
 	uint64_t max_bytes;     /* bytes in flight, all batches */
-	int64_t linger_ns;      /* a partial batch waits this long for more; <0: default */
+	int64_t linger_ns;      /* while the worker is busy, a partial batch waits this
+	                         * long for more; 0: never; <0: default */
 	bool metrics_enabled;
 	const char *dead_letter_path; /* NULL: rejected records are logged and counted */
 	/* Called from the pipeline's last thread to end, so the engine learns at
@@ -84,11 +85,13 @@ struct pipeline {
 
 	pthread_mutex_t mu;
 	pthread_cond_t worker_cv; /* a batch was queued, or the source is done */
-	pthread_cond_t source_cv; /* a batch completed */
+	pthread_cond_t source_cv; /* a batch completed, or the worker went idle */
 	struct batch *queue_head, *queue_tail;
 	uint32_t queue_records;
 	struct batch *done_head; /* completed batches for the source */
 	bool source_done;
+	bool worker_busy;      /* the worker holds a batch */
+	bool source_lingering; /* the source waits for the worker to go idle */
 
 	_Atomic bool stop;
 	_Atomic bool source_exited;

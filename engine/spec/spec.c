@@ -14,7 +14,8 @@ static const char *const ENGINE_KEYS[] = {
         "http", "log", "plugin_path", "shutdown_timeout", "metrics", "summary_interval", NULL};
 static const char *const PIPELINE_KEYS[] = {"source", "transforms",  "sink",
                                             "queue",  "dead_letter", NULL};
-static const char *const QUEUE_KEYS[] = {"max_records", "max_bytes", "batch_records", NULL};
+static const char *const QUEUE_KEYS[] = {"max_records", "max_bytes", "batch_records", "linger",
+                                         NULL};
 static const char *const STAGE_RESERVED[] = {"plugin", "name", NULL};
 
 struct loader_ctx {

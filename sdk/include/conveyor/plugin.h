@@ -449,7 +449,10 @@ struct cv_plugin {
 	 * Returns 0 with some records (or none, after a short wait, so the host
 	 * stays responsive), CV_EOF when finished for good (records already added
 	 * still flow), or another negative code on error (the host logs, counts
-	 * it and retries after a pause). Should not block longer than ~100 ms. */
+	 * it and retries after a pause). Should not block longer than ~100 ms.
+	 * The batch may hold records from an earlier call (the host tops it up
+	 * while the pipeline is busy): then add what is ready and return at
+	 * once, without waiting for more. */
 	int (*read)(void *state, struct cv_batch *batch);
 	/* Source, optional: `batch` is settled; each record's flags tell its
 	 * outcome. Called on the source's thread, between reads. The batch is
