@@ -176,8 +176,14 @@ exit $rc'
 
 summary=()
 failed=0
+# record WHAT RC SECONDS LOG MARKER: passed only with exit 0 and the line the
+# command prints last on success (a podman exec cut short can exit 0 too).
 record() {
 	local what=$1 rc=$2 secs=$3
+	if ((rc == 0)) && ! grep -q "$5" "$4"; then
+		rc=125
+		echo "$what: exit 0 but no \"$5\" in its log: it did not finish"
+	fi
 	if ((rc == 0)); then
 		summary+=("$(printf '%-18s passed  %8s' "$what" "$(elapsed "$secs")")")
 	else
@@ -195,7 +201,7 @@ if [[ $only != test ]]; then
 		bash -c "$demo_script" >"$run_dir/demo.log" 2>&1 || rc=$?
 	secs=$((SECONDS - start))
 	grep -E '^(installing|demo):' "$run_dir/demo.log" || tail -20 "$run_dir/demo.log"
-	record "scripts/demo.sh" "$rc" "$secs" "$run_dir/demo.log"
+	record "scripts/demo.sh" "$rc" "$secs" "$run_dir/demo.log" "^demo: .*Ctrl-C: exit 0"
 fi
 
 if [[ $only != demo ]]; then
@@ -210,7 +216,7 @@ if [[ $only != demo ]]; then
 	grep -E '^[0-9]+% tests passed|^Total Test time' "$run_dir/test.log" || true
 	((rc == 124)) && echo "scripts/test.sh did not finish within ${test_timeout}s"
 	((rc == 0)) || tail -40 "$run_dir/test.log"
-	record "scripts/test.sh" "$rc" "$secs" "$run_dir/test.log"
+	record "scripts/test.sh" "$rc" "$secs" "$run_dir/test.log" "^test.sh: all steps passed"
 fi
 
 echo
