@@ -8,7 +8,9 @@
 It builds a Release tree in build-bench (unless --build-dir names one),
 checks its environment (build type, CPUs, load, sanitizers) and prints it,
 shows progress while it runs, prints a table, and writes the results as JSON
-to bench/results/latest.json (and a timestamped copy).
+to bench/results/latest.json (and a timestamped copy), with PNG charts next
+to it (latest-latency.png: latency against offered rate; latest-batch.png:
+throughput against batch size; bench/charts.py, python3-matplotlib).
 """
 
 import argparse
@@ -25,6 +27,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import charts  # noqa: E402
 
 
 class Context:
@@ -211,6 +215,11 @@ def main():
             stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
             shutil.copy(out, os.path.join(HERE, "results", "bench-%s.json" % stamp))
         print("\nresults written to %s" % out)
+        try:
+            for png in charts.draw(result, out):
+                print("chart written to %s" % png)
+        except ImportError:
+            print("no charts: python3-matplotlib is not installed", file=sys.stderr)
         return 1 if failed_suites else 0
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

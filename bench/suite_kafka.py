@@ -41,7 +41,7 @@ PRODUCER_PROPS = {
     "batch.num.messages": "10000", "batch.size": "1000000",
     "queue.buffering.max.messages": "200000", "queue.buffering.max.kbytes": "262144",
 }
-CONSUMER_PROPS = {"fetch.wait.max.ms": "100", "fetch.message.max.bytes": "4194304",
+CONSUMER_PROPS = {"fetch.wait.max.ms": "10", "fetch.message.max.bytes": "4194304",
                   "queued.min.messages": "1000000"}
 # Both consumers forward every partition to one queue, whose prefetch
 # librdkafka bounds (queued.max.messages.kbytes, default 64 MiB). The topic

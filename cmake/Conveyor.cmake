@@ -52,3 +52,47 @@ function(cv_add_integration_test name)
     TIMEOUT ${T_TIMEOUT}
     ENVIRONMENT "CONVEYOR_BIN=$<TARGET_FILE:conveyor>;CONVEYOR_PLUGIN_DIR=${CMAKE_BINARY_DIR}/plugins;CONVEYOR_SOURCE_DIR=${PROJECT_SOURCE_DIR};CONVEYOR_BUILD_DIR=${CMAKE_BINARY_DIR};CONVEYOR_SANITIZE=$<BOOL:${CONVEYOR_SANITIZE}>")
 endfunction()
+
+# cv_sdk_test_archive()
+# Merges conveyor_stage_harness and the static libraries it links,
+# transitively, into ${CMAKE_BINARY_DIR}/libconveyor-sdk-test.a (target
+# conveyor_sdk_test), installed by component sdk-test. Called deferred, at the
+# end of the configuration, so that every library target exists.
+function(cv_sdk_test_archive)
+  set(out ${CMAKE_BINARY_DIR}/libconveyor-sdk-test.a)
+  set(todo conveyor_stage_harness)
+  set(seen "")
+  set(files "")
+  set(targets "")
+  while(todo)
+    list(POP_FRONT todo t)
+    string(REGEX REPLACE "^\\$<LINK_ONLY:(.*)>$" "\\1" t "${t}")
+    if(NOT TARGET ${t} OR t IN_LIST seen)
+      continue()
+    endif()
+    list(APPEND seen ${t})
+    get_target_property(aliased ${t} ALIASED_TARGET)
+    if(aliased)
+      list(APPEND todo ${aliased})
+      continue()
+    endif()
+    get_target_property(type ${t} TYPE)
+    if(type STREQUAL "STATIC_LIBRARY")
+      list(APPEND files "$<TARGET_FILE:${t}>")
+      list(APPEND targets ${t})
+    endif()
+    get_target_property(deps ${t} INTERFACE_LINK_LIBRARIES)
+    if(deps)
+      list(APPEND todo ${deps})
+    endif()
+  endwhile()
+  string(JOIN "|" inputs ${files})
+  add_custom_command(OUTPUT ${out}
+    COMMAND ${CMAKE_COMMAND} -DAR=${CMAKE_AR} -DOUT=${out} -DIN=${inputs}
+            -P ${PROJECT_SOURCE_DIR}/cmake/merge_archives.cmake
+    DEPENDS ${targets} ${PROJECT_SOURCE_DIR}/cmake/merge_archives.cmake
+    COMMENT "Merging the SDK test harness archive"
+    VERBATIM)
+  add_custom_target(conveyor_sdk_test ALL DEPENDS ${out})
+  install(FILES ${out} DESTINATION lib COMPONENT sdk-test)
+endfunction()

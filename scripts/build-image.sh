@@ -3,6 +3,8 @@
 #
 #   scripts/build-image.sh [options]          build (docker if an engine answers, else buildah)
 #   scripts/build-image.sh podman ARGS...     run podman on the image store this script uses
+#   scripts/build-image.sh base [options]     only make (or reuse) the bookworm base image
+#                                             (scripts/fresh-check.sh runs the README in it)
 #
 # Options:
 #   --tag NAME:TAG     image name (default conveyor:<project version>)
@@ -44,9 +46,6 @@ usage() {
 	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
 }
 
-store_args() {
-	printf '%s\n' --root "$state_dir/storage" --runroot "$state_dir/run" --storage-driver overlay
-}
 
 prepare_state() {
 	mkdir -p "$state_dir/storage" "$state_dir/run"
@@ -64,19 +63,37 @@ CONF
 }
 
 run_podman() {
-	local args
-	mapfile -t args < <(store_args)
+	local args=(--root "$state_dir/storage" --runroot "$state_dir/run" --storage-driver overlay)
 	prepare_state
 	exec podman "${args[@]}" "$@"
 }
 
+# run_bounded SECONDS CMD...: runs CMD, killed after SECONDS (exit 124).
+# Plain bash: macOS has no GNU timeout, and without it a working Docker
+# looked like no Docker at all.
+run_bounded() {
+	local limit=$1 pid i
+	shift
+	"$@" &
+	pid=$!
+	for ((i = 0; i < limit * 10; i++)); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			wait "$pid"
+			return
+		fi
+		sleep 0.1
+	done
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return 124
+}
+
 docker_answers() {
-	command -v docker >/dev/null 2>&1 && timeout 20 docker info >/dev/null 2>&1
+	command -v docker >/dev/null 2>&1 && run_bounded 20 docker info >/dev/null 2>&1
 }
 
 make_base_image() {
-	local args rootfs
-	mapfile -t args < <(store_args)
+	local rootfs args=(--root "$state_dir/storage" --runroot "$state_dir/run" --storage-driver overlay)
 	if [[ $refresh_base == 0 ]] && podman "${args[@]}" image exists "$base_image"; then
 		echo "build-image: reusing base image $base_image"
 		return 0
@@ -111,15 +128,26 @@ SOURCES
 	echo "build-image: imported $base_image"
 }
 
+# One build at a time per state dir: debootstrap and the store share it.
+lock_state() {
+	exec 9>"$state_dir/lock"
+	flock -w 1800 9 || die "timed out waiting for another build using $state_dir" # portable-ok: buildah path, Linux only
+}
+
+build_base_only() {
+	command -v podman >/dev/null || die "podman not found (apt-get install podman runc debootstrap)"
+	prepare_state
+	lock_state
+	make_base_image
+}
+
 build_with_buildah() {
 	local args
 	command -v buildah >/dev/null || die "no Docker engine and no buildah (apt-get install buildah podman runc debootstrap)"
 	command -v podman >/dev/null || die "podman not found (apt-get install podman)"
 	prepare_state
-	mapfile -t args < <(store_args)
-	# One build at a time per state dir: debootstrap and the store share it.
-	exec 9>"$state_dir/lock"
-	flock -w 1800 9 || die "timed out waiting for another build using $state_dir"
+	args=(--root "$state_dir/storage" --runroot "$state_dir/run" --storage-driver overlay)
+	lock_state
 	make_base_image
 	buildah "${args[@]}" bud --pull=never --network host --layers \
 		--build-arg BASE_IMAGE="$base_image" \
@@ -146,9 +174,11 @@ if [[ ${1:-} == podman ]]; then
 	run_podman "$@"
 fi
 
+action=build
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	build) shift ;;
+	base) action=base; shift ;;
 	--tag) tag=${2:?--tag needs a value}; shift 2 ;;
 	--builder) builder=${2:?--builder needs a value}; shift 2 ;;
 	--state-dir) state_dir=${2:?--state-dir needs a value}; shift 2 ;;
@@ -158,6 +188,11 @@ while [[ $# -gt 0 ]]; do
 	*) usage >&2; exit 2 ;;
 	esac
 done
+
+if [[ $action == base ]]; then
+	build_base_only
+	exit 0
+fi
 
 case $builder in
 auto)

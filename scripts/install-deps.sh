@@ -6,9 +6,9 @@ set -euo pipefail
 
 BUILD_PKGS=(build-essential cmake ninja-build pkg-config
   librdkafka-dev libssl-dev libcurl4-openssl-dev libyaml-dev libmicrohttpd-dev zlib1g-dev)
-TEST_PKGS=(libcmocka-dev clang libclang-rt-14-dev valgrind python3 clang-format
-  kcat influxdb influxdb-client prometheus openssl curl shellcheck
-  buildah podman runc debootstrap uidmap)
+TEST_PKGS=(libcmocka-dev clang libclang-rt-14-dev valgrind python3 python3-matplotlib clang-format
+  kcat influxdb influxdb-client prometheus openssl curl shellcheck tmux chromium
+  buildah podman runc debootstrap uidmap catatonit)
 
 want=("${BUILD_PKGS[@]}")
 if [[ "${1:-build}" == "test" ]]; then

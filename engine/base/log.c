@@ -1,5 +1,6 @@
 #include "base/log.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -7,15 +8,16 @@
 
 #include "text_codec.h"
 
-static enum cv_log_level log_min_level = CV_LOG_INFO;
-static enum log_format log_fmt = LOG_FORMAT_JSON;
+/* Atomic: a reload changes them while other threads log. */
+static _Atomic int log_min_level = CV_LOG_INFO;
+static _Atomic int log_fmt = LOG_FORMAT_JSON;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void log_configure(enum cv_log_level level, enum log_format format)
 {
-	log_min_level = level;
-	log_fmt = format;
+	atomic_store_explicit(&log_min_level, (int)level, memory_order_relaxed);
+	atomic_store_explicit(&log_fmt, (int)format, memory_order_relaxed);
 }
 
 int log_level_parse(const char *s)
@@ -43,7 +45,7 @@ int log_format_parse(const char *s, enum log_format *out)
 
 bool log_enabled(enum cv_log_level level)
 {
-	return level >= log_min_level;
+	return (int)level >= atomic_load_explicit(&log_min_level, memory_order_relaxed);
 }
 
 /* A message longer than this is cut; so are pipeline and stage names in
@@ -87,7 +89,7 @@ static void emit(enum cv_log_level level, const char *pipeline, const char *stag
 
 	char line[LOG_LINE_MAX];
 	size_t pos = 0, cap = sizeof line;
-	if (log_fmt == LOG_FORMAT_JSON) {
+	if (atomic_load_explicit(&log_fmt, memory_order_relaxed) == LOG_FORMAT_JSON) {
 		put_raw(line, &pos, cap, "{\"time\":\"");
 		put_raw(line, &pos, cap, when);
 		put_raw(line, &pos, cap, "\",\"level\":\"");
@@ -140,7 +142,7 @@ static void emit(enum cv_log_level level, const char *pipeline, const char *stag
 void log_vwrite(enum cv_log_level level, const char *pipeline, const char *stage, const char *fmt,
                 va_list ap)
 {
-	if (level < log_min_level)
+	if (!log_enabled(level))
 		return;
 	char msg[LOG_MSG_MAX];
 	vsnprintf(msg, sizeof msg, fmt, ap);
@@ -150,7 +152,7 @@ void log_vwrite(enum cv_log_level level, const char *pipeline, const char *stage
 void log_write_counts(enum cv_log_level level, const char *pipeline, const char *msg,
                       const struct log_count *counts, size_t ncounts)
 {
-	if (level >= log_min_level)
+	if (log_enabled(level))
 		emit(level, pipeline, NULL, msg, counts, ncounts);
 }
 

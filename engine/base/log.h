@@ -15,7 +15,7 @@ enum log_format {
 	LOG_FORMAT_TEXT,
 };
 
-/* Sets the level and format. Thread-safe to call before threads start. */
+/* Sets the level and format; safe while other threads log (a reload). */
 void log_configure(enum cv_log_level level, enum log_format format);
 /* Parses "debug|info|warn|error"; -1 if unknown. */
 int log_level_parse(const char *s);

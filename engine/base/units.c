@@ -6,7 +6,9 @@
  */
 #include "base/units.h"
 
+#include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -267,4 +269,50 @@ int units_parse_bool(const char *s, bool *v)
 		}
 	}
 	return -1;
+}
+
+void units_format_duration(char *buf, size_t size, double ns)
+{
+	static const struct {
+		const char *name;
+		int64_t mult;
+	} units[] = {{"h", 3600000000000}, {"m", 60000000000}, {"s", 1000000000},
+	             {"ms", 1000000},      {"us", 1000},       {"ns", 1}};
+	if (!(ns >= -9.2e18 && ns <= 9.2e18) || ns != floor(ns)) {
+		snprintf(buf, size, "%gns", ns);
+		return;
+	}
+	int64_t v = (int64_t)ns;
+	if (v == 0) {
+		snprintf(buf, size, "0s");
+		return;
+	}
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+		if (v % units[i].mult == 0) {
+			snprintf(buf, size, "%" PRId64 "%s", v / units[i].mult, units[i].name);
+			return;
+		}
+	}
+}
+
+void units_format_size(char *buf, size_t size, double bytes)
+{
+	static const struct {
+		const char *name;
+		uint64_t mult;
+	} units[] = {{"TiB", 1ull << 40}, {"GiB", 1ull << 30},   {"MiB", 1ull << 20},
+	             {"KiB", 1ull << 10}, {"TB", 1000000000000}, {"GB", 1000000000},
+	             {"MB", 1000000},     {"kB", 1000}};
+	if (!(bytes >= 0 && bytes <= 1.8e19) || bytes != floor(bytes)) {
+		snprintf(buf, size, "%g", bytes);
+		return;
+	}
+	uint64_t v = (uint64_t)bytes;
+	for (size_t i = 0; v && i < sizeof units / sizeof units[0]; i++) {
+		if (v % units[i].mult == 0) {
+			snprintf(buf, size, "%" PRIu64 "%s", v / units[i].mult, units[i].name);
+			return;
+		}
+	}
+	snprintf(buf, size, "%" PRIu64, v);
 }

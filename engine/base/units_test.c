@@ -212,12 +212,41 @@ static void test_bool(void **state)
 	assert_int_equal(units_parse_bool(NULL, &(bool){0}), -1);
 }
 
+static void test_format(void **state)
+{
+	(void)state;
+	char buf[64];
+	static const struct {
+		double ns;
+		const char *text;
+	} durations[] = {{0, "0s"},         {1, "1ns"},     {1500, "1500ns"}, {1e6, "1ms"},
+	                 {1.5e9, "1500ms"}, {3600e9, "1h"}, {90e9, "90s"},    {0.5, "0.5ns"}};
+	for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++) {
+		units_format_duration(buf, sizeof buf, durations[i].ns);
+		assert_string_equal(buf, durations[i].text);
+		int64_t back;
+		if (durations[i].ns == (double)(int64_t)durations[i].ns) {
+			assert_int_equal(units_parse_duration(buf, &back), 0);
+			assert_true((double)back == durations[i].ns);
+		}
+	}
+	static const struct {
+		double bytes;
+		const char *text;
+	} sizes[] = {{0, "0"},      {1000, "1kB"},  {1024, "1KiB"}, {4 << 20, "4MiB"},
+	             {1e7, "10MB"}, {1023, "1023"}, {1.5, "1.5"},   {1099511627776.0, "1TiB"}};
+	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+		units_format_size(buf, sizeof buf, sizes[i].bytes);
+		assert_string_equal(buf, sizes[i].text);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_duration), cmocka_unit_test(test_size),
 	        cmocka_unit_test(test_int),      cmocka_unit_test(test_double),
-	        cmocka_unit_test(test_bool),
+	        cmocka_unit_test(test_bool),     cmocka_unit_test(test_format),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,16 +1,20 @@
-/* main.c - the `conveyor` command line: run, validate, plugins, version. */
+/* main.c - the `conveyor` command line: run, validate, plugins, version;
+ * top and tap (cli/top.c, cli/tap.c) read a running engine. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "http/http_server.h"
 #include "runtime/engine.h"
 #include "base/log.h"
 #include "spec/options.h"
 #include "runtime/plugin_loader.h"
 #include "spec/spec.h"
 #include "base/units.h"
+#include "cli/tap.h"
+#include "cli/top.h"
 
 extern const char conveyor_demo_spec[];
 extern const unsigned long conveyor_demo_spec_len;
@@ -20,15 +24,24 @@ extern const unsigned long conveyor_demo_spec_len;
 
 static void usage(FILE *out)
 {
-	fputs("usage: conveyor run [SPEC.yaml] [--listen ADDR] [--duration SECONDS]\n"
+	fputs("usage: conveyor run [SPEC.yaml] [--listen ADDR|off] [--duration SECONDS] [--watch]\n"
 	      "       conveyor validate SPEC.yaml...\n"
 	      "       conveyor plugins [NAME]\n"
 	      "       conveyor version\n"
+	      "       conveyor top [--url URL] [--interval 1s] [--once]\n"
+	      "       conveyor tap [--url URL] PIPELINE [STAGE] [--limit N] [--format "
+	      "json|influx]\n"
 	      "\n"
 	      "run       runs every pipeline of SPEC (the built-in demo without one) until\n"
-	      "          its sources end, SIGINT/SIGTERM, or --duration; then drains\n"
-	      "validate  checks specs against the plugins' option schemas; starts nothing\n"
+	      "          its sources end, SIGINT/SIGTERM, or --duration; then drains;\n"
+	      "          serves /metrics, /healthz, /readyz on engine.http.listen\n"
+	      "          (default 127.0.0.1:8000), or --listen ADDR; off: no HTTP server.\n"
+	      "          SIGHUP (and --watch, on a change of SPEC's content) reloads SPEC\n"
+	      "validate  checks specs against the plugins' option schemas and checks;\n"
+	      "          starts nothing and reads no file the spec names\n"
 	      "plugins   lists the plugins on the plugin path, or one plugin's options\n"
+	      "top       a live view of a running engine's stages (rates, queues, p99)\n"
+	      "tap       prints the records leaving a stage of a running engine, live\n"
 	      "\n"
 	      "Environment: CONVEYOR_PLUGIN_PATH (colon-separated directories),\n"
 	      "CONVEYOR_LOG_LEVEL (debug|info|warn|error), CONVEYOR_LOG_FORMAT (json|text|auto).\n"
@@ -56,10 +69,23 @@ static void configure_log(const struct engine_spec *spec)
 static int cmd_run(int argc, char **argv)
 {
 	const char *file = NULL;
+	bool watch = false;
 	struct engine_options opts = {0};
+	/* Before anything starts a thread: a SIGHUP or SIGTERM that comes
+	 * while the spec loads waits for the engine's loop. */
+	engine_block_signals();
 	for (int i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
+		if (strcmp(argv[i], "--watch") == 0) {
+			watch = true;
+		} else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
+			char err[256];
 			opts.listen_override = argv[++i];
+			if (strcmp(argv[i], "off") == 0) {
+				opts.listen_override = ""; /* no HTTP server */
+			} else if (http_listen_check(argv[i], err, sizeof err) < 0) {
+				fprintf(stderr, "conveyor: --listen: %s (or off)\n", err);
+				return EXIT_USAGE;
+			}
 		} else if (strcmp(argv[i], "--duration") == 0 && i + 1 < argc) {
 			if (units_parse_duration(argv[++i], &opts.duration_ns) < 0 ||
 			    opts.duration_ns <= 0) {
@@ -80,7 +106,17 @@ static int cmd_run(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
+	if (watch && !file) {
+		fputs("conveyor: run --watch needs a spec file (the built-in demo has none)\n",
+		      stderr);
+		return EXIT_USAGE;
+	}
 	configure_log(NULL);
+	/* The watch's baseline is the content about to be loaded. */
+	if (watch && !(opts.watch = spec_watch_new(file))) {
+		fputs("conveyor: out of memory\n", stderr);
+		return EXIT_RUNTIME;
+	}
 	struct plugin_loader *loader = plugin_loader_new();
 	struct diag diag = {.out = stderr};
 	struct engine_spec *spec = NULL;
@@ -92,14 +128,21 @@ static int cmd_run(int argc, char **argv)
 		                      conveyor_demo_spec_len, loader, &diag, &spec);
 	if (rc < 0) {
 		plugin_loader_free(loader);
+		spec_watch_free(opts.watch);
 		return EXIT_USAGE;
 	}
 	configure_log(spec);
 	if (!file)
 		log_info("running the built-in demo (pipelines/demo.yaml); Ctrl-C stops it");
+	else if (watch)
+		log_info("watching %s: a change of its content reloads it", file);
+	opts.spec_file = file;
+	opts.loader = loader;
+	opts.apply_log = configure_log;
 	int code = engine_run(spec, &opts);
-	engine_spec_free(spec);
+	/* The loader last: the plugins' code ran until engine_run returned. */
 	plugin_loader_free(loader);
+	spec_watch_free(opts.watch);
 	return code;
 }
 
@@ -114,7 +157,7 @@ static int cmd_validate(int argc, char **argv)
 		struct plugin_loader *loader = plugin_loader_new();
 		struct diag diag = {.out = stderr};
 		struct engine_spec *spec = NULL;
-		if (engine_spec_load(argv[i], NULL, 0, loader, &diag, &spec) < 0) {
+		if (engine_spec_validate(argv[i], loader, &diag, &spec) < 0) {
 			bad++;
 		} else {
 			size_t stages = 0;
@@ -192,6 +235,10 @@ int main(int argc, char **argv)
 		return cmd_validate(argc - 2, argv + 2);
 	if (strcmp(cmd, "plugins") == 0)
 		return cmd_plugins(argc - 2, argv + 2);
+	if (strcmp(cmd, "top") == 0)
+		return cmd_top(argc - 2, argv + 2);
+	if (strcmp(cmd, "tap") == 0)
+		return cmd_tap(argc - 2, argv + 2);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("conveyor %s (plugin ABI %d.%d)\n", CONVEYOR_VERSION, CV_ABI_MAJOR,
 		       CV_ABI_MINOR);

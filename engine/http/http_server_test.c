@@ -148,10 +148,21 @@ static int count_fds(void)
 	return n;
 }
 
+static int fake_api(void *ctx, struct strbuf *out)
+{
+	struct fake_engine *e = ctx;
+	if (e->metrics_fail)
+		return -2;
+	return strbuf_puts(out, "{\"pipelines\":[]}\n");
+}
+
 static struct http_handlers handlers_for(struct fake_engine *e)
 {
-	return (struct http_handlers){
-	        .ctx = e, .metrics = fake_metrics, .healthy = fake_healthy, .ready = fake_ready};
+	return (struct http_handlers){.ctx = e,
+	                              .metrics = fake_metrics,
+	                              .healthy = fake_healthy,
+	                              .ready = fake_ready,
+	                              .api_pipelines = fake_api};
 }
 
 static void test_endpoints(void **state)
@@ -214,7 +225,23 @@ static void test_endpoints(void **state)
 	assert_string_equal(r.body, "stage influx not started\n");
 	free(r.body);
 
-	const char *missing[] = {"/", "/metric", "/metrics/", "/healthz2", "/READYZ"};
+	http_get(port, "GET", "/", &r);
+	assert_int_equal(r.status, 200);
+	assert_true(header(&r, "Content-Type", v, sizeof(v)));
+	assert_string_equal(v, "text/html; charset=utf-8");
+	assert_true(header(&r, "Content-Security-Policy", v, sizeof(v)));
+	assert_non_null(strstr(v, "default-src 'none'"));
+	assert_non_null(strstr(r.body, "<title>Conveyor console</title>"));
+	/* Self-contained: nothing from another origin (the SVG namespace is a
+	 * name, not a fetch). */
+	for (const char *p = strstr(r.body, "://"); p; p = strstr(p + 1, "://"))
+		assert_true(p - r.body >= 4 &&
+		            strncmp(p - 4, "http://www.w3.org/2000/svg", 26) == 0);
+	assert_null(strstr(r.body, "src=\""));
+	assert_null(strstr(r.body, "@import"));
+	free(r.body);
+
+	const char *missing[] = {"/index.html", "/metric", "/metrics/", "/healthz2", "/READYZ"};
 	for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++) {
 		http_get(port, "GET", missing[i], &r);
 		assert_int_equal(r.status, 404);
@@ -237,8 +264,20 @@ static void test_endpoints(void **state)
 	assert_int_equal(r.status, 405);
 	free(r.body);
 
+	http_get(port, "GET", "/api/v1/pipelines", &r);
+	assert_int_equal(r.status, 200);
+	assert_true(header(&r, "Content-Type", v, sizeof(v)));
+	assert_string_equal(v, "application/json");
+	assert_true(header(&r, "Cache-Control", v, sizeof(v)));
+	assert_string_equal(v, "no-store");
+	assert_string_equal(r.body, "{\"pipelines\":[]}\n");
+	free(r.body);
+
 	int scrapes = e.scrapes;
 	e.metrics_fail = true;
+	http_get(port, "GET", "/api/v1/pipelines", &r);
+	assert_int_equal(r.status, 500);
+	free(r.body);
 	http_get(port, "GET", "/metrics", &r);
 	assert_int_equal(r.status, 500);
 	assert_int_equal(e.scrapes, scrapes + 1);
@@ -356,6 +395,54 @@ static void test_ipv6_loopback(void **state)
 	metrics_free(e.m);
 }
 
+static unsigned fake_reload(void *ctx, struct strbuf *out)
+{
+	int *calls = ctx;
+	(*calls)++;
+	strbuf_puts(out, "reloaded: kept: p\n");
+	return 200;
+}
+
+/* POST /-/reload calls the handler once per request, body or not; other
+ * methods get 405 naming POST; without a handler it is not there. */
+static void test_reload_route(void **state)
+{
+	(void)state;
+	int calls = 0;
+	struct http_handlers h = {.ctx = &calls, .reload = fake_reload};
+	struct http_server *srv = NULL;
+	char err[256];
+	assert_int_equal(http_server_start("127.0.0.1:0", &h, &srv, err, sizeof err), 0);
+	uint16_t port = http_server_port(srv);
+	struct reply r;
+	http_get(port, "POST", "/-/reload", &r);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "reloaded: kept: p\n");
+	free(r.body);
+	http_raw(AF_INET, port,
+	         "POST /-/reload HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+	         "Content-Length: 10\r\n\r\n0123456789",
+	         &r);
+	assert_int_equal(r.status, 200);
+	free(r.body);
+	assert_int_equal(calls, 2);
+	http_get(port, "GET", "/-/reload", &r);
+	assert_int_equal(r.status, 405);
+	char allow[64];
+	assert_true(header(&r, "Allow", allow, sizeof allow));
+	assert_string_equal(allow, "POST");
+	free(r.body);
+	assert_int_equal(calls, 2);
+	http_server_stop(srv);
+
+	h.reload = NULL;
+	assert_int_equal(http_server_start("127.0.0.1:0", &h, &srv, err, sizeof err), 0);
+	http_get(http_server_port(srv), "POST", "/-/reload", &r);
+	assert_int_equal(r.status, 404);
+	free(r.body);
+	http_server_stop(srv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -364,6 +451,7 @@ int main(void)
 	        cmocka_unit_test(test_port_in_use),
 	        cmocka_unit_test(test_restart_releases_everything),
 	        cmocka_unit_test(test_ipv6_loopback),
+	        cmocka_unit_test(test_reload_route),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,10 @@
 /* metrics.c - the Prometheus registry and its text exposition (0.0.4).
  *
- * Families and series are linked lists that only grow, so a series pointer
- * handed out once stays valid until metrics_free(); creation and rendering
- * take the registry mutex, updates are relaxed atomics and take nothing.
+ * Families and series are linked lists that grow, so a series pointer
+ * handed out once stays valid until metrics_free(), or until a reload drops
+ * the series of what it removed (metrics_remove_series); creation, removal
+ * and rendering take the registry mutex, updates are relaxed atomics and
+ * take nothing.
  */
 #include "metrics/metrics.h"
 
@@ -14,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <conveyor/plugin.h> /* the error codes: one convention, the SDK's */
 
 #include "text_codec.h"
 
@@ -399,7 +403,7 @@ static int table_grow(struct metric_family *f)
 	size_t size = f->table_size ? f->table_size * 2 : 8;
 	struct metric_series **t = calloc(size, sizeof(*t));
 	if (!t)
-		return -2;
+		return CV_ENOMEM;
 	for (struct metric_series *s = f->series_head; s; s = s->next) {
 		size_t slot = (size_t)(s->hash & (size - 1));
 		s->hnext = t[slot];
@@ -442,6 +446,41 @@ struct metric_series *metrics_series(struct metric_family *f, const char *const 
 out:
 	pthread_mutex_unlock(&m->lock);
 	return s;
+}
+
+size_t metrics_remove_series(struct metrics *m,
+                             bool (*drop)(void *ctx, const char *const *names,
+                                          const char *const *values, size_t nlabels),
+                             void *ctx)
+{
+	size_t removed = 0;
+	if (!m || !drop)
+		return 0;
+	pthread_mutex_lock(&m->lock);
+	for (struct metric_family *f = m->families_head; f; f = f->next) {
+		struct metric_series **link = &f->series_head, *prev = NULL;
+		while (*link) {
+			struct metric_series *s = *link;
+			if (!drop(ctx, (const char *const *)f->label_names,
+			          (const char *const *)s->label_values, f->nlabels)) {
+				prev = s;
+				link = &s->next;
+				continue;
+			}
+			*link = s->next;
+			if (f->series_tail == s)
+				f->series_tail = prev;
+			struct metric_series **h = &f->table[s->hash & (f->table_size - 1)];
+			while (*h != s)
+				h = &(*h)->hnext;
+			*h = s->hnext;
+			f->nseries--;
+			series_free(s, f->nlabels);
+			removed++;
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+	return removed;
 }
 
 void metric_inc(struct metric_series *s, uint64_t n)
@@ -532,13 +571,57 @@ uint64_t metric_count(const struct metric_series *s)
 	return n;
 }
 
+size_t metric_histogram_read(const struct metric_series *s, const double **bounds,
+                             uint64_t *cumulative, double *sum)
+{
+	if (s->type != METRIC_HISTOGRAM)
+		return 0;
+	if (bounds)
+		*bounds = s->bounds;
+	if (cumulative) {
+		uint64_t cum = 0;
+		for (size_t i = 0; i <= s->nbounds; i++) {
+			cum += atomic_load_explicit(&s->counts[i], memory_order_relaxed);
+			cumulative[i] = cum;
+		}
+	}
+	if (sum)
+		*sum = bits_dbl(atomic_load_explicit(&s->fbits, memory_order_relaxed));
+	return s->nbounds;
+}
+
+const char *metric_family_name(const struct metric_family *f)
+{
+	return f->name;
+}
+
+double metrics_histogram_quantile(double q, const double *bounds, const uint64_t *cumulative,
+                                  size_t nbounds)
+{
+	uint64_t total = cumulative[nbounds];
+	if (total == 0 || isnan(q))
+		return NAN;
+	double rank = q * (double)total;
+	size_t i = 0;
+	while (i < nbounds && (double)cumulative[i] < rank)
+		i++;
+	if (i == nbounds)
+		return nbounds ? bounds[nbounds - 1] : NAN;
+	double lo = i ? bounds[i - 1] : 0;
+	double below = i ? (double)cumulative[i - 1] : 0;
+	double in = (double)cumulative[i] - below;
+	if (lo > bounds[i] || in <= 0)
+		return bounds[i];
+	return lo + (bounds[i] - lo) * (rank - below) / in;
+}
+
 int metrics_add_collector(struct metrics *m, metrics_collector_fn fn, void *ctx)
 {
 	if (!m || !fn)
-		return -22;
+		return CV_EINVAL;
 	struct collector *c = calloc(1, sizeof(*c));
 	if (!c)
-		return -2;
+		return CV_ENOMEM;
 	c->fn = fn;
 	c->ctx = ctx;
 	pthread_mutex_lock(&m->lock);

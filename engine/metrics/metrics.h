@@ -8,6 +8,7 @@
 #ifndef CONVEYOR_METRICS_H
 #define CONVEYOR_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,8 +42,19 @@ struct metric_family *metrics_family(struct metrics *m, enum metric_type type, c
 
 /* Gets or creates the series of `family` for `label_values` (as many as the
  * family has label names; any bytes, escaped on output). The pointer stays
- * valid until metrics_free(). NULL on allocation failure. */
+ * valid until metrics_free() or until metrics_remove_series() drops it. NULL
+ * on allocation failure. */
 struct metric_series *metrics_series(struct metric_family *family, const char *const *label_values);
+
+/* Removes the series for which `drop` returns true, given the family's
+ * label names and the series' values (nlabels of each), so that a removed
+ * pipeline's series leave the exposition. The caller guarantees that no
+ * thread still holds a removed series' pointer. `drop` runs under the
+ * registry lock and must not call the registry. Returns the count removed. */
+size_t metrics_remove_series(struct metrics *m,
+                             bool (*drop)(void *ctx, const char *const *names,
+                                          const char *const *values, size_t nlabels),
+                             void *ctx);
 
 /* Counter: adds n (integer fast path). */
 void metric_inc(struct metric_series *s, uint64_t n);
@@ -64,20 +76,38 @@ double metric_value(const struct metric_series *s);
 /* Reads a histogram's observation count. */
 uint64_t metric_count(const struct metric_series *s);
 
+/* Histogram: copies the cumulative count of each bucket into `cumulative`
+ * (room for nbounds + 1: the last is +Inf, the total) in one pass, so they
+ * agree as /metrics shows them, and the sum into *sum (may be NULL).
+ * Returns nbounds, and sets *bounds to the family's upper bounds (valid
+ * until metrics_free()); 0 for another type. Passing NULL cumulative only
+ * returns nbounds. */
+size_t metric_histogram_read(const struct metric_series *s, const double **bounds,
+                             uint64_t *cumulative, double *sum);
+/* The name of the family a plugin registered (as /metrics shows it). */
+const char *metric_family_name(const struct metric_family *f);
+
+/* The q-quantile (0..1) of a histogram from its cumulative bucket counts
+ * (nbounds finite bounds, nbounds + 1 counts), interpolated linearly inside
+ * the bucket as Prometheus' histogram_quantile() does; the highest finite
+ * bound when it falls in +Inf; NaN with no observations. */
+double metrics_histogram_quantile(double q, const double *bounds, const uint64_t *cumulative,
+                                  size_t nbounds);
+
 /* A callback that appends more exposition text at render time (process
  * metrics). It must write complete # HELP / # TYPE blocks. Collectors run in
- * the order added, outside the registry lock. Returns 0, -2 on allocation
- * failure, -22 for a NULL registry or function. */
+ * the order added, outside the registry lock. Returns 0, CV_ENOMEM, or
+ * CV_EINVAL for a NULL registry or function. */
 typedef void (*metrics_collector_fn)(void *ctx, struct strbuf *out);
 int metrics_add_collector(struct metrics *m, metrics_collector_fn fn, void *ctx);
 
 /* Renders every family (in registration order; series in creation order)
- * then the collectors. Returns 0, or -2 on allocation failure. */
+ * then the collectors. Returns 0, or CV_ENOMEM (strbuf's -2). */
 int metrics_render(struct metrics *m, struct strbuf *out);
 
 /* Appends v as Prometheus clients print floats: the shortest text that
  * reads back to the same double ("1e-06", "2.5e-06", "0.005", "1", "+Inf",
- * "NaN"). Returns 0 or -2 (allocation failure). */
+ * "NaN"). Returns 0 or CV_ENOMEM. */
 int metrics_append_double(struct strbuf *out, double v);
 
 /* 1us .. 10s in 1-2.5-5 steps, in seconds. */

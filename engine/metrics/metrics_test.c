@@ -492,6 +492,110 @@ static void test_promtool_is_strict(void **state)
 	assert_int_not_equal(promtool_check("# TYPE x counter\nx{a=\"b} 1\n"), 0);
 }
 
+static bool drop_pipeline(void *ctx, const char *const *names, const char *const *values, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(names[i], "pipeline") == 0)
+			return strcmp(values[i], ctx) == 0;
+	return false;
+}
+
+/* Removing series: they leave the exposition, the others keep their values
+ * and stay found by their labels, and the same labels make a new series. */
+static void test_remove_series(void **state)
+{
+	(void)state;
+	struct metrics *m = metrics_new();
+	const char *names[] = {"pipeline", "stage"};
+	struct metric_family *c =
+	        metrics_family(m, METRIC_COUNTER, "rm_total", "Removal.", names, 2, NULL, 0);
+	struct metric_family *h =
+	        metrics_family(m, METRIC_HISTOGRAM, "rm_seconds", "Removal.", names, 1, NULL, 0);
+	struct metric_family *plain =
+	        metrics_family(m, METRIC_GAUGE, "rm_plain", "No pipeline.", NULL, 0, NULL, 0);
+	struct metric_series *keep[40];
+	for (int i = 0; i < 40; i++) {
+		char p[16], st[16];
+		snprintf(p, sizeof p, "p%d", i % 4);
+		snprintf(st, sizeof st, "s%d", i);
+		const char *v[] = {p, st};
+		keep[i] = metrics_series(c, v);
+		metric_inc(keep[i], (uint64_t)i + 1);
+		metric_observe(metrics_series(h, v), 0.5);
+	}
+	metric_set(metrics_series(plain, NULL), 7);
+	/* p1's series: 10 counters and one histogram. */
+	assert_int_equal(metrics_remove_series(m, drop_pipeline, "p1"), 11);
+	assert_int_equal(metrics_remove_series(m, drop_pipeline, "p1"), 0);
+	char *text = render(m);
+	assert_null(strstr(text, "pipeline=\"p1\""));
+	assert_non_null(strstr(text, "rm_total{pipeline=\"p0\",stage=\"s0\"} 1\n"));
+	assert_non_null(strstr(text, "rm_total{pipeline=\"p3\",stage=\"s39\"} 40\n"));
+	assert_non_null(strstr(text, "rm_plain 7\n"));
+	free(text);
+	for (int i = 0; i < 40; i++) {
+		char p[16], st[16];
+		snprintf(p, sizeof p, "p%d", i % 4);
+		snprintf(st, sizeof st, "s%d", i);
+		const char *v[] = {p, st};
+		struct metric_series *s = metrics_series(c, v);
+		if (i % 4 == 1) {
+			assert_true(metric_value(s) == 0); /* a new one */
+		} else {
+			assert_ptr_equal(s, keep[i]);
+			assert_true(metric_value(s) == i + 1);
+		}
+	}
+	/* Removing the last-made series keeps appending right. */
+	assert_int_equal(metrics_remove_series(m, drop_pipeline, "p1"), 10);
+	const char *last[] = {"p9", "s"};
+	metric_inc(metrics_series(c, last), 5);
+	text = render(m);
+	assert_non_null(strstr(text, "rm_total{pipeline=\"p9\",stage=\"s\"} 5\n"));
+	assert_int_equal(promtool_check(text), 0);
+	free(text);
+	metrics_free(m);
+}
+
+static void test_histogram_read_and_quantile(void **state)
+{
+	(void)state;
+	struct metrics *m = metrics_new();
+	const double b[] = {1, 2, 4};
+	struct metric_family *f =
+	        metrics_family(m, METRIC_HISTOGRAM, "h_seconds", "H.", NULL, 0, b, 3);
+	struct metric_series *s = metrics_series(f, NULL);
+	assert_string_equal(metric_family_name(f), "h_seconds");
+	const double *bounds = NULL;
+	uint64_t cum[4];
+	double sum = -1;
+	assert_int_equal(metric_histogram_read(s, &bounds, cum, &sum), 3);
+	assert_true(bounds[2] == 4);
+	assert_int_equal(cum[3], 0);
+	assert_true(isnan(metrics_histogram_quantile(0.5, bounds, cum, 3)));
+	for (int i = 0; i < 10; i++)
+		metric_observe(s, 0.5); /* bucket le=1 */
+	for (int i = 0; i < 10; i++)
+		metric_observe(s, 3); /* bucket le=4 */
+	metric_observe(s, 100);       /* +Inf */
+	assert_int_equal(metric_histogram_read(s, &bounds, cum, &sum), 3);
+	assert_int_equal(cum[0], 10);
+	assert_int_equal(cum[1], 10);
+	assert_int_equal(cum[2], 20);
+	assert_int_equal(cum[3], 21);
+	assert_true(sum == 5 + 30 + 100);
+	/* Rank 10.5 of 21 falls in (2, 4] at 0.5/10 of the way. */
+	assert_true(fabs(metrics_histogram_quantile(0.5, bounds, cum, 3) - 2.1) < 1e-12);
+	/* Rank 5 of 21 falls in [0, 1] halfway. */
+	assert_true(fabs(metrics_histogram_quantile(5.0 / 21, bounds, cum, 3) - 0.5) < 1e-12);
+	/* In +Inf: the highest finite bound. */
+	assert_true(metrics_histogram_quantile(0.99, bounds, cum, 3) == 4);
+	struct metric_family *c =
+	        metrics_family(m, METRIC_COUNTER, "c_total", "C.", NULL, 0, NULL, 0);
+	assert_int_equal(metric_histogram_read(metrics_series(c, NULL), &bounds, cum, &sum), 0);
+	metrics_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -506,6 +610,8 @@ int main(void)
 	        cmocka_unit_test(test_collectors),
 	        cmocka_unit_test(test_promtool_every_type),
 	        cmocka_unit_test(test_promtool_is_strict),
+	        cmocka_unit_test(test_remove_series),
+	        cmocka_unit_test(test_histogram_read_and_quantile),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 #include <conveyor/plugin.h>
 
 struct pipeline;
+struct transform_set;
 
 struct batch {
 	struct cv_batch pub; /* first: plugins see only this */
@@ -25,7 +26,8 @@ struct batch {
 	_Atomic uint32_t delivered;
 	_Atomic uint32_t rejected;
 	_Atomic uint32_t failed;
-	struct batch *next; /* queue and free-list link */
+	struct transform_set *xf; /* the transforms that ran on it, until it settles */
+	struct batch *next;       /* queue and free-list link */
 };
 
 static inline struct batch *batch_of(struct cv_batch *pub)

@@ -10,6 +10,7 @@
 #include "runtime/pipeline.h"
 #include "runtime/plugin_loader.h"
 #include "runtime/stage.h"
+#include "spec/options.h"
 
 int64_t host_now_ns(void)
 {
@@ -106,6 +107,22 @@ static void api_dead_letter(struct cv_stage *st, const void *raw, size_t raw_len
 	pipeline_dead_letter(st, raw, raw_len, record, reason);
 }
 
+static void api_reject(struct cv_stage *st, struct cv_batch *pub, struct cv_record *record,
+                       const char *reason)
+{
+	uintptr_t at = (uintptr_t)record, first = (uintptr_t)pub->records;
+	if (!st || !record || at < first || at >= (uintptr_t)(pub->records + pub->count))
+		return; /* not a record of this batch */
+	if (st->plugin->kind == CV_KIND_SINK) {
+		api_ack_record(pub, (uint32_t)(record - pub->records), CV_ACK_REJECTED, reason);
+		return;
+	}
+	if (record->flags & CV_RECORD_DROPPED)
+		return;
+	pipeline_dead_letter(st, NULL, 0, record, reason);
+	cv_record_drop(pub, record);
+}
+
 struct cv_metric {
 	struct metric_family *family;
 	enum metric_type type;
@@ -158,6 +175,15 @@ void host_api_free_metrics(struct cv_stage *st)
 		m = next;
 	}
 	st->plugin_metrics = NULL;
+}
+
+void host_api_each_metric(const struct cv_stage *st,
+                          void (*fn)(void *ctx, const char *name, const struct metric_series *s),
+                          void *ctx)
+{
+	for (const struct cv_metric *m = st->plugin_metrics; m; m = m->next)
+		if (!m->labelled && m->plain)
+			fn(ctx, metric_family_name(m->family), m->plain);
 }
 
 static struct metric_series *series_for(struct cv_metric *m, const char *label_value)
@@ -213,6 +239,14 @@ static bool api_stopping(const struct cv_stage *st)
 	return st->pipeline && atomic_load_explicit(&st->pipeline->stop, memory_order_relaxed);
 }
 
+static void api_check_error(struct cv_check *check, const char *option, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	options_check_verror(check, option, fmt, ap);
+	va_end(ap);
+}
+
 const struct cv_host_api host_api = {
         .struct_size = sizeof(struct cv_host_api),
         .abi_major = CV_ABI_MAJOR,
@@ -233,4 +267,7 @@ const struct cv_host_api host_api = {
         .pipeline_name = api_pipeline_name,
         .stage_name = api_stage_name,
         .stopping = api_stopping,
+        .check_error = api_check_error,
+        .option_given = options_check_given,
+        .reject = api_reject,
 };

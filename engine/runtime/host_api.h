@@ -10,6 +10,14 @@ struct cv_stage;
 /* Frees the metric handles a stage's plugin registered (the series stay). */
 void host_api_free_metrics(struct cv_stage *st);
 
+struct metric_series;
+/* Calls fn for each series a stage's plugin registered without an extra
+ * label (labelled ones have one series per value: /metrics shows them),
+ * newest first. `name` is the metric's name. */
+void host_api_each_metric(const struct cv_stage *st,
+                          void (*fn)(void *ctx, const char *name, const struct metric_series *s),
+                          void *ctx);
+
 int64_t host_now_ns(void);
 int64_t host_monotonic_ns(void);
 

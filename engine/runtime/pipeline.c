@@ -8,6 +8,7 @@
 
 #include "runtime/dead_letter.h"
 #include "runtime/host_api.h"
+#include "runtime/tap.h"
 #include "base/log.h"
 
 /* How long a thread waits on its condition before looking around again. */
@@ -92,6 +93,21 @@ static struct batch *take_batch(struct pipeline *p)
 	return pool_grow(p);
 }
 
+/* Gives stages their pipeline, labels and metrics. */
+static int attach_stages(struct pipeline *p, struct cv_stage *stages, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		stages[i].pipeline = p;
+		stages[i].pipeline_name = p->cfg.name;
+		stages[i].registry = p->registry;
+		atomic_store(&stages[i].healthy, true);
+		if (p->cfg.metrics_enabled && p->registry &&
+		    stage_metrics_register(&stages[i], p->registry) < 0)
+			return -2;
+	}
+	return 0;
+}
+
 struct pipeline *pipeline_new(const struct pipeline_config *cfg, struct cv_stage *stages,
                               size_t nstages, struct metrics *registry)
 {
@@ -103,19 +119,15 @@ struct pipeline *pipeline_new(const struct pipeline_config *cfg, struct cv_stage
 	p->nstages = nstages;
 	p->registry = registry;
 	p->deadline_ns = INT64_MAX;
+	p->taps = tap_hub_new();
 	pthread_mutex_init(&p->mu, NULL);
 	cond_init_monotonic(&p->worker_cv);
 	cond_init_monotonic(&p->source_cv);
 
-	for (size_t i = 0; i < nstages; i++) {
-		stages[i].pipeline = p;
-		stages[i].pipeline_name = cfg->name;
-		stages[i].registry = registry;
-		atomic_store(&stages[i].healthy, true);
-		if (cfg->metrics_enabled && registry &&
-		    stage_metrics_register(&stages[i], registry) < 0)
-			goto fail;
-	}
+	p->xf_first = (struct transform_set){.stages = stages + 1, .n = nstages - 2};
+	atomic_init(&p->xf, &p->xf_first);
+	if (attach_stages(p, stages, nstages) < 0)
+		goto fail;
 	if (cfg->metrics_enabled && registry && setup_latency(p) < 0)
 		goto fail;
 
@@ -168,7 +180,8 @@ fail:
 
 static void set_queue_gauge(struct pipeline *p)
 {
-	struct cv_stage *next = &p->stages[1];
+	struct transform_set *xf = atomic_load_explicit(&p->xf, memory_order_relaxed);
+	struct cv_stage *next = xf->n ? &xf->stages[0] : sink_of(p);
 	if (next->m.queue)
 		metric_set(next->m.queue, (double)p->queue_records);
 }
@@ -279,6 +292,8 @@ void pipeline_batch_complete(struct batch *b)
 		return;
 	}
 	struct cv_stage *sink = sink_of(p);
+	struct transform_set *xf = b->xf;
+	b->xf = NULL;
 	uint32_t delivered = atomic_load_explicit(&b->delivered, memory_order_relaxed);
 	count(sink->m.out, &sink->total_out, delivered);
 	count(sink->m.dropped, &sink->total_dropped,
@@ -292,6 +307,8 @@ void pipeline_batch_complete(struct batch *b)
 	p->done_head = b;
 	pthread_cond_signal(&p->source_cv);
 	pthread_mutex_unlock(&p->mu);
+	if (xf)
+		atomic_fetch_sub_explicit(&xf->batches, 1, memory_order_release);
 }
 
 /* Warns of a record rejected or dead-lettered with no file to keep it, at
@@ -374,8 +391,12 @@ static void fail_batch(struct batch *b, const char *reason)
 
 static void run_batch(struct pipeline *p, struct batch *b)
 {
-	for (size_t i = 1; i + 1 < p->nstages; i++) {
-		struct cv_stage *st = &p->stages[i];
+	struct transform_set *xf = atomic_load_explicit(&p->xf, memory_order_relaxed);
+	b->xf = xf;
+	atomic_fetch_add_explicit(&xf->batches, 1, memory_order_relaxed);
+	tap_point(source_of(p), &b->pub);
+	for (size_t i = 0; i < xf->n; i++) {
+		struct cv_stage *st = &xf->stages[i];
 		uint32_t in = b->pub.live;
 		if (in == 0)
 			break;
@@ -394,6 +415,7 @@ static void run_batch(struct pipeline *p, struct batch *b)
 			fail_batch(b, "transform failed");
 			return;
 		}
+		tap_point(st, &b->pub);
 	}
 	struct cv_stage *sink = sink_of(p);
 	uint32_t live = b->pub.live;
@@ -402,6 +424,7 @@ static void run_batch(struct pipeline *p, struct batch *b)
 		return;
 	}
 	count(sink->m.in, NULL, live);
+	tap_point(sink, &b->pub);
 	/* The host holds one extra count while write runs, so the batch cannot
 	 * complete (and be recycled) under our feet, whatever the sink settles
 	 * during the call or from its own threads. */
@@ -453,27 +476,60 @@ static void notify_if_done(struct pipeline *p)
 		p->cfg.on_done(p->cfg.on_done_ctx);
 }
 
+/* Installs the transforms a reload handed over; under mu, between batches.
+ * Their successors continue the totals of stages of the same name. */
+static void install_transforms(struct pipeline *p)
+{
+	struct transform_set *old = atomic_load_explicit(&p->xf, memory_order_relaxed);
+	struct transform_set *next = p->xf_pending;
+	p->xf_pending = NULL;
+	for (size_t i = 0; i < next->n; i++)
+		for (size_t j = 0; j < old->n; j++)
+			if (strcmp(next->stages[i].name, old->stages[j].name) == 0)
+				stage_carry_totals(&next->stages[i], &old->stages[j]);
+	atomic_store_explicit(&p->xf, next, memory_order_relaxed);
+	old->next = p->xf_retired;
+	p->xf_retired = old;
+}
+
+/* The worker has nothing to do (called with the lock held): a source
+ * lingering over a partial batch hands it on now. */
+static void worker_idle(struct pipeline *p)
+{
+	p->worker_busy = false;
+	if (p->source_lingering)
+		pthread_cond_signal(&p->source_cv);
+}
+
 static void *worker_main(void *arg)
 {
 	struct pipeline *p = arg;
 	for (;;) {
 		pthread_mutex_lock(&p->mu);
-		while (!p->queue_head && !p->source_done) {
+		if (!p->queue_head)
+			worker_idle(p);
+		while (!p->queue_head && !p->source_done && !p->xf_pending) {
 			atomic_store_explicit(&p->heartbeat_worker, host_monotonic_ns(),
 			                      memory_order_relaxed);
 			struct timespec ts;
 			deadline_after(&ts, TICK_NS);
 			pthread_cond_timedwait(&p->worker_cv, &p->mu, &ts);
 		}
+		if (p->xf_pending)
+			install_transforms(p);
 		struct batch *b = p->queue_head;
 		if (!b) {
+			bool done = p->source_done;
 			pthread_mutex_unlock(&p->mu);
-			break;
+			if (done)
+				break;
+			continue;
 		}
 		p->queue_head = b->next;
 		if (!p->queue_head)
 			p->queue_tail = NULL;
 		p->queue_records -= b->pub.count;
+		p->worker_busy = true;
 		set_queue_gauge(p);
 		pthread_mutex_unlock(&p->mu);
 		atomic_store_explicit(&p->heartbeat_worker, host_monotonic_ns(),
@@ -495,6 +551,65 @@ static void source_error(struct pipeline *p, struct cv_stage *st, int rc, int64_
 		log_write(CV_LOG_ERROR, p->cfg.name, st->name, "read failed (error %d); retrying",
 		          rc);
 		*last_log = now;
+	}
+}
+
+/* Batches in the pool (the one filling too) before a partial batch waits
+ * for a free one rather than grow the pool: a batch costs ~60 KiB resident
+ * however few records it holds (its record array), and an asynchronous sink
+ * (kafka_out) holds every batch until its delivery reports, so at a record
+ * or two per batch the pool would grow to its bound (the demo's RSS was
+ * 3-7 MiB higher, from its start-up, before the broker answers). */
+#define EAGER_POOL 16
+
+/* Would handing a partial batch on now gain nothing? True while the worker
+ * holds a batch or one waits in the queue, and while the pool is at
+ * EAGER_POOL batches with none free or coming back. Called with the lock. */
+static bool downstream_busy(const struct pipeline *p)
+{
+	return p->worker_busy || p->queue_head ||
+	       (!p->free_list && !p->done_head && p->npool >= EAGER_POOL);
+}
+
+/* Has the source fill `b`. The batch leaves once it is full, or once the
+ * source has nothing more right now while the downstream is idle: at low
+ * rates each record goes on at once. While it is busy (a batch in the
+ * worker's hands or queued, or the pool spent), records arrive faster than
+ * batches can be handed on, and waiting costs no latency: the batch keeps
+ * filling, up to full, until the worker goes idle or a batch comes back, or
+ * for at most queue.linger. Returns read's code. */
+static int fill_batch(struct pipeline *p, struct cv_stage *st, struct batch *b)
+{
+	int64_t linger_until = 0;
+	for (;;) {
+		uint32_t before = b->pub.count;
+		int64_t t0 = call_begin(st);
+		int rc = st->plugin->read(st->state, &b->pub);
+		call_end(st, t0);
+		if (rc != 0 || b->pub.count == 0 || b->pub.count >= b->pub.capacity ||
+		    p->linger_ns == 0 || atomic_load_explicit(&p->stop, memory_order_relaxed))
+			return rc;
+		int64_t now = host_monotonic_ns();
+		atomic_store_explicit(&p->heartbeat_source, now, memory_order_relaxed);
+		if (!linger_until)
+			linger_until = now + p->linger_ns;
+		else if (now >= linger_until)
+			return rc;
+		pthread_mutex_lock(&p->mu);
+		bool busy = downstream_busy(p);
+		if (busy && b->pub.count == before) {
+			/* Nothing more right now: sleep until the worker goes idle
+			 * or a batch completes (or the linger ends), then take
+			 * what came meanwhile. */
+			struct timespec ts;
+			deadline_after(&ts, linger_until - now);
+			p->source_lingering = true;
+			pthread_cond_timedwait(&p->source_cv, &p->mu, &ts);
+			p->source_lingering = false;
+		}
+		pthread_mutex_unlock(&p->mu);
+		if (!busy)
+			return rc;
 	}
 }
 
@@ -554,24 +669,7 @@ static void *source_main(void *arg)
 			pthread_mutex_unlock(&p->mu);
 			continue;
 		}
-		/* A partial batch lingers a little for more records, so a slow
-		 * source still sends batches worth the per-batch costs. */
-		int rc;
-		int64_t linger_until = 0;
-		for (;;) {
-			int64_t t0 = call_begin(st);
-			rc = st->plugin->read(st->state, &b->pub);
-			call_end(st, t0);
-			if (rc != 0 || b->pub.count == 0 || b->pub.count >= b->pub.capacity ||
-			    p->linger_ns == 0 ||
-			    atomic_load_explicit(&p->stop, memory_order_relaxed))
-				break;
-			int64_t now = host_monotonic_ns();
-			if (!linger_until)
-				linger_until = now + p->linger_ns;
-			else if (now >= linger_until)
-				break;
-		}
+		int rc = fill_batch(p, st, b);
 		uint32_t n = b->pub.count;
 		if (n > 0) {
 			count(st->m.out, &st->total_out, n);
@@ -609,14 +707,22 @@ static void *source_main(void *arg)
 	return NULL;
 }
 
-int pipeline_start(struct pipeline *p)
+int pipeline_init_stages(struct pipeline *p)
 {
 	/* Sinks first, so everything downstream is ready before data flows. */
 	for (size_t i = p->nstages; i-- > 0;) {
-		int rc = stage_init(&p->stages[i]);
+		int rc = p->stages[i].initialised ? 0 : stage_init(&p->stages[i]);
 		if (rc < 0)
 			return rc;
 	}
+	return 0;
+}
+
+int pipeline_start(struct pipeline *p)
+{
+	int init_rc = pipeline_init_stages(p);
+	if (init_rc < 0)
+		return init_rc;
 	for (size_t i = p->nstages; i-- > 0;) {
 		struct cv_stage *st = &p->stages[i];
 		if (st->plugin->start) {
@@ -688,8 +794,8 @@ uint32_t pipeline_join(struct pipeline *p)
 
 bool pipeline_ready(const struct pipeline *p, const char **why)
 {
-	for (size_t i = 0; i < p->nstages; i++) {
-		const struct cv_stage *st = &p->stages[i];
+	for (size_t i = 0, n = pipeline_stage_count(p); i < n; i++) {
+		const struct cv_stage *st = pipeline_stage(p, i);
 		if (!st->started) {
 			*why = st->name;
 			return false;
@@ -717,10 +823,11 @@ bool pipeline_alive(const struct pipeline *p, int64_t stuck_ns, const char **why
 		*why = "source loop";
 		return false;
 	}
-	for (size_t i = 1; i + 1 < p->nstages; i++) {
-		busy = atomic_load(&p->stages[i].busy_since);
+	for (size_t i = 1, n = pipeline_stage_count(p); i + 1 < n; i++) {
+		const struct cv_stage *st = pipeline_stage(p, i);
+		busy = atomic_load(&st->busy_since);
 		if (busy && now - busy > stuck_ns) {
-			*why = p->stages[i].name;
+			*why = st->name;
 			return false;
 		}
 	}
@@ -737,16 +844,146 @@ uint64_t pipeline_sink_delivered(const struct pipeline *p)
 	return atomic_load(&sink_of(p)->total_out);
 }
 
+size_t pipeline_stage_count(const struct pipeline *p)
+{
+	return atomic_load_explicit(&p->xf, memory_order_relaxed)->n + 2;
+}
+
+struct cv_stage *pipeline_stage(const struct pipeline *p, size_t i)
+{
+	struct transform_set *xf = atomic_load_explicit(&p->xf, memory_order_relaxed);
+	if (i == 0)
+		return source_of(p);
+	return i <= xf->n ? &xf->stages[i - 1] : sink_of(p);
+}
+
+void pipeline_each_stage(struct pipeline *p, void (*fn)(void *ctx, const struct cv_stage *st),
+                         void *ctx)
+{
+	pthread_mutex_lock(&p->mu);
+	fn(ctx, source_of(p));
+	fn(ctx, sink_of(p));
+	const struct transform_set *sets[] = {atomic_load(&p->xf), p->xf_pending};
+	for (size_t k = 0; k < 2; k++)
+		for (size_t i = 0; sets[k] && i < sets[k]->n; i++)
+			fn(ctx, &sets[k]->stages[i]);
+	for (const struct transform_set *s = p->xf_retired; s; s = s->next)
+		for (size_t i = 0; i < s->n; i++)
+			fn(ctx, &s->stages[i]);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Destroys a set's stages; their metric series may go away next, so the
+ * dead stage structs keep no pointer to them. */
+static void destroy_set(struct transform_set *set)
+{
+	for (size_t i = 0; i < set->n; i++) {
+		stage_destroy(&set->stages[i]);
+		memset(&set->stages[i].m, 0, sizeof set->stages[i].m);
+	}
+}
+
+int pipeline_prepare_transforms(struct pipeline *p, struct transform_set *set, size_t *failed)
+{
+	atomic_init(&set->batches, 0);
+	set->next = NULL;
+	*failed = 0;
+	int rc = attach_stages(p, set->stages, set->n);
+	for (size_t i = 0; rc == 0 && i < set->n; i++) {
+		struct cv_stage *st = &set->stages[i];
+		*failed = i;
+		rc = stage_init(st);
+		if (rc == 0 && st->plugin->start && (rc = st->plugin->start(st->state)) < 0)
+			log_write(CV_LOG_ERROR, p->cfg.name, st->name,
+			          "plugin %s failed to start (error %d)", st->plugin->name, rc);
+		st->started = rc == 0;
+	}
+	if (rc < 0)
+		destroy_set(set);
+	return rc;
+}
+
+void pipeline_swap_transforms(struct pipeline *p, struct transform_set *set)
+{
+	pthread_mutex_lock(&p->mu);
+	if (p->xf_pending) {
+		p->xf_pending->next = p->xf_retired;
+		p->xf_retired = p->xf_pending;
+	}
+	p->xf_pending = set;
+	pthread_cond_signal(&p->worker_cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+size_t pipeline_reap_transforms(struct pipeline *p)
+{
+	struct transform_set *dead = NULL;
+	pthread_mutex_lock(&p->mu);
+	for (struct transform_set **link = &p->xf_retired; *link;) {
+		struct transform_set *s = *link;
+		if (atomic_load_explicit(&s->batches, memory_order_acquire) == 0) {
+			*link = s->next;
+			s->next = dead;
+			dead = s;
+		} else {
+			link = &s->next;
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+	size_t n = 0;
+	while (dead) {
+		struct transform_set *next = dead->next;
+		tap_stages_detach(p->taps, dead->stages, dead->n);
+		destroy_set(dead);
+		if (dead->release)
+			dead->release(dead);
+		dead = next;
+		n++;
+	}
+	return n;
+}
+
+/* At pipeline_free, after the sink: every set the pipeline still holds. */
+static void free_transform_sets(struct pipeline *p)
+{
+	struct transform_set *sets = p->xf_retired;
+	p->xf_retired = NULL;
+	struct transform_set *cur = atomic_load(&p->xf);
+	if (p->xf_pending) {
+		p->xf_pending->next = sets;
+		sets = p->xf_pending;
+		p->xf_pending = NULL;
+	}
+	cur->next = sets;
+	sets = cur;
+	atomic_store(&p->xf, &p->xf_first);
+	while (sets) {
+		struct transform_set *next = sets->next;
+		destroy_set(sets);
+		if (sets->release)
+			sets->release(sets);
+		sets = next;
+	}
+}
+
 void pipeline_free(struct pipeline *p)
 {
 	if (!p)
 		return;
 	if (p->threads_started)
 		pipeline_join(p);
+	/* Taps on transforms a reload installed end with the others. */
+	struct transform_set *cur = atomic_load(&p->xf);
+	if (p->stages && cur != &p->xf_first)
+		tap_stages_detach(p->taps, cur->stages, cur->n);
+	for (struct transform_set *s = p->xf_retired; s; s = s->next)
+		tap_stages_detach(p->taps, s->stages, s->n);
+	tap_hub_close(p->taps, p->stages, p->stages ? p->nstages : 0);
 	if (p->stages) {
 		/* Sink first: it may settle its last records while it shuts down. */
 		for (size_t i = p->nstages; i-- > 1;)
 			stage_destroy(&p->stages[i]);
+		free_transform_sets(p);
 		struct cv_stage *src = source_of(p);
 		struct batch *done = p->done_head;
 		p->done_head = NULL;

@@ -152,6 +152,7 @@ struct async_sink {
 	size_t n;
 	bool hold, quit;
 	size_t max_queued;
+	uint32_t writes, last_live; /* calls to write; the last batch's live records */
 	pthread_t thread;
 };
 
@@ -213,6 +214,8 @@ static int async_write(void *state, struct cv_batch *b)
 	s->queue[s->n++] = b;
 	if (s->n > s->max_queued)
 		s->max_queued = s->n;
+	s->writes++;
+	s->last_live = b->live;
 	pthread_cond_signal(&s->cv);
 	pthread_mutex_unlock(&s->mu);
 	return 0;
@@ -443,6 +446,419 @@ static void test_stop_drains_endless_source(void **unused)
 	metrics_free(m);
 }
 
+/* --- a transform that counts, per record, how often it was transformed;
+ * its instances count their inits and destroys --- */
+static uint8_t *g_tagged;
+static _Atomic int g_tag_inits, g_tag_destroys;
+
+static int tag_init(struct cv_stage *st, const struct cv_host_api *api, const void *cfg,
+                    void **state)
+{
+	atomic_fetch_add(&g_tag_inits, 1);
+	*state = NULL;
+	return 0;
+}
+
+static void tag_destroy(void *state)
+{
+	atomic_fetch_add(&g_tag_destroys, 1);
+}
+
+static int tag_process(void *state, struct cv_batch *b)
+{
+	for (uint32_t i = 0; i < b->count; i++)
+		g_tagged[b->records[i].token]++;
+	return 0;
+}
+
+static const struct cv_plugin tag_plugin = {
+        CV_PLUGIN_HEADER, .name = "tag",          .kind = CV_KIND_TRANSFORM,
+        .init = tag_init, .destroy = tag_destroy, .process = tag_process,
+};
+
+static void free_set(struct transform_set *set)
+{
+	free(set->stages);
+	free(set);
+}
+
+static struct transform_set *tag_set(struct pipeline *p)
+{
+	struct transform_set *set = calloc(1, sizeof *set);
+	assert_non_null(set);
+	set->n = 1;
+	set->stages = calloc(1, sizeof *set->stages);
+	assert_non_null(set->stages);
+	set->stages[0] = (struct cv_stage){.name = "tag", .plugin = &tag_plugin};
+	set->release = free_set;
+	size_t failed;
+	assert_int_equal(pipeline_prepare_transforms(p, set, &failed), 0);
+	return set;
+}
+
+/* Transforms swapped while records flow: every record is transformed once
+ * (by one set or the next), no set is destroyed while a batch it touched is
+ * unsettled, the totals carry over, and every instance is destroyed once. */
+static void test_transform_swaps(void **unused)
+{
+	const uint64_t N = 400000;
+	struct count_src src = {.limit = N};
+	g_src = &src;
+	g_tagged = calloc(N, 1);
+	atomic_store(&g_tag_inits, 0);
+	atomic_store(&g_tag_destroys, 0);
+	memset(&g_async, 0, sizeof g_async);
+	struct cv_stage stages[3] = {
+	        {.name = "count", .plugin = &source_plugin},
+	        {.name = "tag", .plugin = &tag_plugin},
+	        {.name = "async", .plugin = &async_sink_plugin},
+	};
+	struct metrics *m = metrics_new();
+	struct pipeline *p = make(stages, 3, m, 128, 1024);
+	assert_int_equal(pipeline_start(p), 0);
+
+	/* Held sink: the replaced set has batches in flight and stays. */
+	pthread_mutex_lock(&g_async.mu);
+	g_async.hold = true;
+	pthread_mutex_unlock(&g_async.mu);
+	int64_t deadline = host_monotonic_ns() + 10 * 1000000000LL;
+	for (;;) { /* until the sink holds a batch the first set transformed */
+		pthread_mutex_lock(&g_async.mu);
+		size_t held = g_async.n;
+		pthread_mutex_unlock(&g_async.mu);
+		if (held)
+			break;
+		assert_true(host_monotonic_ns() < deadline);
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	pipeline_swap_transforms(p, tag_set(p));
+	while (pipeline_stage(p, 1) == &stages[1]) { /* installed between batches */
+		assert_true(host_monotonic_ns() < deadline);
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(pipeline_reap_transforms(p), 0);
+	pthread_mutex_lock(&g_async.mu);
+	g_async.hold = false;
+	pthread_cond_broadcast(&g_async.cv);
+	pthread_mutex_unlock(&g_async.mu);
+	while (pipeline_reap_transforms(p) == 0) {
+		assert_true(host_monotonic_ns() < deadline);
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	assert_false(stages[1].initialised);
+
+	/* Many swaps while records flow, some handed over before the last was
+	 * installed. */
+	for (int i = 0; i < 50; i++) {
+		pipeline_swap_transforms(p, tag_set(p));
+		if (i % 3)
+			pipeline_swap_transforms(p, tag_set(p));
+		struct timespec ts = {0, 2000000};
+		nanosleep(&ts, NULL);
+		pipeline_reap_transforms(p);
+	}
+	wait_done(p, 60);
+	assert_int_equal(pipeline_join(p), 0);
+	for (uint64_t i = 0; i < N; i++)
+		assert_int_equal(g_tagged[i], 1);
+	assert_int_equal(atomic_load(&src.acked_ok) + atomic_load(&src.acked_bad), N);
+	/* The last set's totals include those of every set before it. */
+	assert_int_equal(atomic_load(&pipeline_stage(p, 1)->total_out), N);
+	assert_true(
+	        series_value(m, "conveyor_stage_records_in_total{pipeline=\"p\",stage=\"tag\"") ==
+	        (double)N);
+	pipeline_free(p);
+	assert_int_equal(atomic_load(&g_tag_inits), atomic_load(&g_tag_destroys));
+	metrics_free(m);
+	free(g_tagged);
+}
+
+/* --- batch closing: a source fed record by record from the test, and a
+ * synchronous sink that can be held shut while it writes --- */
+struct feed_src {
+	const struct cv_host_api *api;
+	_Atomic uint64_t fed, taken;
+	_Atomic bool stopped;
+};
+
+static struct feed_src g_feed;
+
+static int feed_init(struct cv_stage *st, const struct cv_host_api *api, const void *cfg,
+                     void **state)
+{
+	g_feed.api = api;
+	*state = &g_feed;
+	return 0;
+}
+
+static int feed_read(void *state, struct cv_batch *b)
+{
+	struct feed_src *s = state;
+	if (atomic_load(&s->stopped))
+		return CV_EOF;
+	struct cv_record *r;
+	while (atomic_load(&s->taken) < atomic_load(&s->fed) && (r = cv_batch_record_new(b))) {
+		r->measurement = M;
+		r->measurement_len = 1;
+		r->timestamp = s->api->now_ns();
+		r->token = atomic_fetch_add(&s->taken, 1);
+	}
+	if (b->count == 0) {
+		/* Nothing at all: a short wait, as the contract asks. */
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
+static void feed_stop(void *state)
+{
+	atomic_store(&((struct feed_src *)state)->stopped, true);
+}
+
+static const struct cv_plugin feed_plugin = {
+        CV_PLUGIN_HEADER,        .name = "feed",    .kind = CV_KIND_SOURCE, .init = feed_init,
+        .destroy = noop_destroy, .read = feed_read, .stop = feed_stop,
+};
+
+struct gate_sink {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool shut;                  /* write waits while shut */
+	uint32_t writes, sizes[64]; /* records per write, in order */
+	uint32_t waiting;           /* writes waiting at the gate */
+};
+
+static struct gate_sink g_gate = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static int gate_write(void *state, struct cv_batch *b)
+{
+	pthread_mutex_lock(&g_gate.mu);
+	if (g_gate.writes < 64)
+		g_gate.sizes[g_gate.writes] = b->live;
+	g_gate.writes++;
+	g_gate.waiting++;
+	while (g_gate.shut)
+		pthread_cond_wait(&g_gate.cv, &g_gate.mu);
+	g_gate.waiting--;
+	pthread_mutex_unlock(&g_gate.mu);
+	return 0;
+}
+
+static const struct cv_plugin gate_plugin = {
+        CV_PLUGIN_HEADER,   .name = "gate",          .kind = CV_KIND_SINK,
+        .init = third_init, .destroy = noop_destroy, .write = gate_write,
+};
+
+static void gate_set(bool shut)
+{
+	pthread_mutex_lock(&g_gate.mu);
+	g_gate.shut = shut;
+	pthread_cond_broadcast(&g_gate.cv);
+	pthread_mutex_unlock(&g_gate.mu);
+}
+
+static uint32_t gate_writes(uint32_t *waiting)
+{
+	pthread_mutex_lock(&g_gate.mu);
+	uint32_t n = g_gate.writes;
+	if (waiting)
+		*waiting = g_gate.waiting;
+	pthread_mutex_unlock(&g_gate.mu);
+	return n;
+}
+
+/* Polls (bounded) until the sink has been called `writes` times, and
+ * `waiting` of those calls wait at the gate. */
+static void await_writes(uint32_t writes, uint32_t waiting)
+{
+	int64_t deadline = host_monotonic_ns() + 20 * 1000000000LL;
+	for (;;) {
+		uint32_t w;
+		if (gate_writes(&w) == writes && w == waiting)
+			return;
+		assert_true(host_monotonic_ns() < deadline);
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void await_taken(uint64_t n)
+{
+	int64_t deadline = host_monotonic_ns() + 20 * 1000000000LL;
+	while (atomic_load(&g_feed.taken) < n) {
+		assert_true(host_monotonic_ns() < deadline);
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static struct pipeline *start_gate_pipeline(struct cv_stage *stages, struct metrics *m,
+                                            int64_t linger_ns)
+{
+	memset(&g_feed, 0, sizeof g_feed);
+	pthread_mutex_lock(&g_gate.mu);
+	g_gate.shut = false;
+	g_gate.writes = g_gate.waiting = 0;
+	pthread_mutex_unlock(&g_gate.mu);
+	stages[0] = (struct cv_stage){.name = "feed", .plugin = &feed_plugin};
+	stages[1] = (struct cv_stage){.name = "gate", .plugin = &gate_plugin};
+	struct pipeline_config cfg = {.name = "p",
+	                              .batch_records = 256,
+	                              .max_records = 4096,
+	                              .linger_ns = linger_ns,
+	                              .metrics_enabled = true};
+	struct pipeline *p = pipeline_new(&cfg, stages, 2, m);
+	assert_non_null(p);
+	assert_int_equal(pipeline_start(p), 0);
+	return p;
+}
+
+static void stop_gate_pipeline(struct pipeline *p, struct metrics *m)
+{
+	gate_set(false);
+	pipeline_request_stop(p, host_monotonic_ns() + 10 * 1000000000LL);
+	wait_done(p, 15);
+	assert_int_equal(pipeline_join(p), 0);
+	pipeline_free(p);
+	metrics_free(m);
+}
+
+#define HOUR_NS (3600 * 1000000000LL)
+
+/* The worker idle: a record goes on at once, whatever queue.linger says. */
+static void test_idle_worker_takes_partial_batch_at_once(void **unused)
+{
+	struct cv_stage stages[2];
+	struct metrics *m = metrics_new();
+	struct pipeline *p = start_gate_pipeline(stages, m, HOUR_NS);
+	for (uint32_t i = 1; i <= 20; i++) {
+		atomic_fetch_add(&g_feed.fed, 1);
+		await_writes(i, 0); /* an hour's linger would fail here */
+		assert_int_equal(g_gate.sizes[i - 1], 1);
+	}
+	stop_gate_pipeline(p, m);
+}
+
+/* The worker busy: the next batch keeps filling (an hour's linger) and
+ * goes on, whole, the moment the worker is idle again. */
+static void test_busy_worker_batch_fills_until_idle(void **unused)
+{
+	struct cv_stage stages[2];
+	struct metrics *m = metrics_new();
+	struct pipeline *p = start_gate_pipeline(stages, m, HOUR_NS);
+	gate_set(true);
+	atomic_fetch_add(&g_feed.fed, 1);
+	await_writes(1, 1); /* the sink holds the first record */
+	for (int i = 0; i < 100; i++)
+		atomic_fetch_add(&g_feed.fed, 1);
+	await_taken(101);
+	uint32_t waiting;
+	assert_int_equal(gate_writes(&waiting), 1);
+	gate_set(false);
+	await_writes(2, 0);
+	assert_int_equal(g_gate.sizes[0], 1);
+	assert_int_equal(g_gate.sizes[1], 100);
+	stop_gate_pipeline(p, m);
+}
+
+/* The worker busy for longer than queue.linger: partial batches go on
+ * (into the queue) after the linger. */
+static void test_busy_worker_linger_bounds_the_wait(void **unused)
+{
+	struct cv_stage stages[2];
+	struct metrics *m = metrics_new();
+	struct pipeline *p = start_gate_pipeline(stages, m, 5 * 1000000LL);
+	gate_set(true);
+	atomic_fetch_add(&g_feed.fed, 1);
+	await_writes(1, 1);
+	const char *queued = "conveyor_stage_queue_records{pipeline=\"p\",stage=\"gate\"";
+	for (int i = 1; i <= 3; i++) {
+		atomic_fetch_add(&g_feed.fed, 1);
+		int64_t deadline = host_monotonic_ns() + 20 * 1000000000LL;
+		while (series_value(m, queued) < (double)i) {
+			assert_true(host_monotonic_ns() < deadline);
+			struct timespec ts = {0, 1000000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	assert_int_equal(gate_writes(NULL), 1);
+	gate_set(false);
+	await_writes(4, 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(g_gate.sizes[i], 1);
+	stop_gate_pipeline(p, m);
+}
+
+static uint32_t async_writes(uint32_t *last_live)
+{
+	pthread_mutex_lock(&g_async.mu);
+	uint32_t n = g_async.writes;
+	if (last_live)
+		*last_live = g_async.last_live;
+	pthread_mutex_unlock(&g_async.mu);
+	return n;
+}
+
+static void await_async_writes(uint32_t n)
+{
+	int64_t deadline = host_monotonic_ns() + 20 * 1000000000LL;
+	while (async_writes(NULL) < n) {
+		assert_true(host_monotonic_ns() < deadline);
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* An asynchronous sink holding every batch: single records go on at once
+ * while the pool is small; once it holds 16 batches, none free, the one
+ * filling keeps filling (an hour's linger) instead of growing the pool, and
+ * goes on when batches come back. */
+static void test_spent_pool_batch_fills(void **unused)
+{
+	memset(&g_feed, 0, sizeof g_feed);
+	memset(&g_async, 0, sizeof g_async);
+	g_async.hold = true;
+	struct cv_stage stages[2] = {
+	        {.name = "feed", .plugin = &feed_plugin},
+	        {.name = "async", .plugin = &async_sink_plugin},
+	};
+	struct metrics *m = metrics_new();
+	struct pipeline_config cfg = {.name = "p",
+	                              .batch_records = 64,
+	                              .max_records = 65536,
+	                              .linger_ns = HOUR_NS,
+	                              .metrics_enabled = true};
+	struct pipeline *p = pipeline_new(&cfg, stages, 2, m);
+	assert_non_null(p);
+	assert_int_equal(pipeline_start(p), 0);
+	for (uint32_t i = 1; i <= 15; i++) {
+		atomic_fetch_add(&g_feed.fed, 1);
+		await_async_writes(i);
+	}
+	/* The sixteenth batch, the pool's last, keeps filling. */
+	for (int i = 0; i < 6; i++)
+		atomic_fetch_add(&g_feed.fed, 1);
+	await_taken(21);
+	assert_int_equal(async_writes(NULL), 15);
+	pthread_mutex_lock(&g_async.mu);
+	g_async.hold = false;
+	pthread_cond_broadcast(&g_async.cv);
+	pthread_mutex_unlock(&g_async.mu);
+	await_async_writes(16);
+	uint32_t live;
+	async_writes(&live);
+	assert_int_equal(live, 6);
+	pipeline_request_stop(p, host_monotonic_ns() + 10 * 1000000000LL);
+	wait_done(p, 15);
+	assert_int_equal(pipeline_join(p), 0);
+	pipeline_free(p);
+	metrics_free(m);
+}
+
 int main(void)
 {
 	log_configure(CV_LOG_ERROR, LOG_FORMAT_TEXT);
@@ -453,6 +869,11 @@ int main(void)
 	        cmocka_unit_test(test_async_reverse_and_rejects),
 	        cmocka_unit_test(test_backpressure_bounds_inflight),
 	        cmocka_unit_test(test_stop_drains_endless_source),
+	        cmocka_unit_test(test_transform_swaps),
+	        cmocka_unit_test(test_idle_worker_takes_partial_batch_at_once),
+	        cmocka_unit_test(test_busy_worker_batch_fills_until_idle),
+	        cmocka_unit_test(test_busy_worker_linger_bounds_the_wait),
+	        cmocka_unit_test(test_spent_pool_batch_fills),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

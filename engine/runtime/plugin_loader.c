@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <dlfcn.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,11 +47,11 @@ static int add_one_dir(struct plugin_loader *pl, const char *dir, size_t len)
 			return 0;
 	char **dirs = realloc(pl->dirs, (pl->ndirs + 1) * sizeof *dirs);
 	if (!dirs)
-		return -2;
+		return CV_ENOMEM;
 	pl->dirs = dirs;
 	pl->dirs[pl->ndirs] = strndup(dir, len);
 	if (!pl->dirs[pl->ndirs])
-		return -2;
+		return CV_ENOMEM;
 	pl->ndirs++;
 	return 0;
 }
@@ -61,7 +62,7 @@ int plugin_loader_add_dir(struct plugin_loader *pl, const char *dir)
 		const char *colon = strchr(dir, ':');
 		size_t len = colon ? (size_t)(colon - dir) : strlen(dir);
 		if (add_one_dir(pl, dir, len) < 0)
-			return -2;
+			return CV_ENOMEM;
 		dir += len;
 		if (*dir == ':')
 			dir++;
@@ -104,8 +105,11 @@ const char *plugin_kind_name(enum cv_plugin_kind kind)
 	return "unknown";
 }
 
-/* The smallest descriptor a host can use: everything up to the sink's write. */
-#define MIN_DESCRIPTOR_SIZE offsetof(struct cv_plugin, flush)
+/* A descriptor is at least as large as ABI 1.0's (which ends before
+ * `check`), and not absurdly larger than this host's: a size beyond that is
+ * garbage, not a newer minor (which is refused by its number anyway). */
+#define MIN_DESCRIPTOR_SIZE offsetof(struct cv_plugin, check)
+#define MAX_DESCRIPTOR_SIZE (64u << 10)
 
 int plugin_descriptor_check(const struct cv_plugin *d, const char *path, char *err, size_t errlen)
 {
@@ -117,11 +121,17 @@ int plugin_descriptor_check(const struct cv_plugin *d, const char *path, char *e
 		                                      : " (the plugin is newer than the host)");
 		return -1;
 	}
-	if (d->struct_size < MIN_DESCRIPTOR_SIZE) {
-		snprintf(err, errlen, "%s: descriptor too small (%u bytes)", path, d->struct_size);
+	if (d->struct_size < MIN_DESCRIPTOR_SIZE || d->struct_size > MAX_DESCRIPTOR_SIZE) {
+		snprintf(err, errlen,
+		         "%s: descriptor size %u bytes is not a Conveyor descriptor's (%zu for ABI "
+		         "1.0 to %u)",
+		         path, d->struct_size, MIN_DESCRIPTOR_SIZE, MAX_DESCRIPTOR_SIZE);
 		return -1;
 	}
-	if (!d->name || !*d->name || !d->init || !d->destroy) {
+	/* Since ABI 1.1 a stage may have neither init nor destroy (its state is
+	 * then the host's cv_context); init always comes with its destroy. */
+	bool lifecycle_ok = d->init ? d->destroy != NULL : d->abi_minor >= 1 && !d->destroy;
+	if (!d->name || !*d->name || !lifecycle_ok) {
 		snprintf(err, errlen, "%s: descriptor lacks a name, init or destroy", path);
 		return -1;
 	}

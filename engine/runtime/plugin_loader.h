@@ -21,7 +21,8 @@ struct plugin_loader;
 struct plugin_loader *plugin_loader_new(void);
 /* Frees the registry and dlcloses every module. */
 void plugin_loader_free(struct plugin_loader *pl);
-/* Appends a directory to search (a colon-separated list is split). */
+/* Appends a directory to search (a colon-separated list is split). Returns 0
+ * or CV_ENOMEM. */
 int plugin_loader_add_dir(struct plugin_loader *pl, const char *dir);
 /* Adds $CONVEYOR_PLUGIN_PATH, then the spec's dirs are added by the caller,
  * then plugin_loader_add_defaults() adds <exe dir>/plugins and

@@ -138,7 +138,7 @@ static void test_newer_minor(void **state)
 static void test_older_minor(void **state)
 {
 	(void)state;
-	/* Every minor up to the host's is accepted (only 0 while the ABI is 1.0). */
+	/* Every minor up to the host's is accepted. */
 	for (int minor = 0; minor <= CV_ABI_MINOR; minor++) {
 		struct cv_plugin d = valid(CV_KIND_SOURCE);
 		d.abi_minor = (uint16_t)minor;
@@ -150,20 +150,24 @@ static void test_struct_size(void **state)
 {
 	(void)state;
 	struct cv_plugin d = valid(CV_KIND_SINK);
-	/* An older, shorter descriptor: it ends before flush and start, which a
-	 * later minor may have added. The host accepts it by its size. */
-	d.struct_size = (uint32_t)offsetof(struct cv_plugin, flush);
-	expect_ok(&d, "shorter descriptor up to write");
-	d.struct_size = (uint32_t)offsetof(struct cv_plugin, start);
-	expect_ok(&d, "shorter descriptor up to flush");
+	/* An ABI 1.0 descriptor ends before `check`: the host accepts it by its
+	 * size, and reads the members it lacks as zero. */
+	d.struct_size = (uint32_t)offsetof(struct cv_plugin, check);
+	expect_ok(&d, "ABI 1.0 descriptor");
+	d.struct_size = 64u << 10;
+	expect_ok(&d, "64 KiB descriptor");
 
-	const char *needles[] = {"too small", NULL};
-	d.struct_size = (uint32_t)offsetof(struct cv_plugin, flush) - 1;
-	expect_refused(&d, "descriptor ending inside write", needles);
+	const char *needles[] = {"descriptor size", "for ABI 1.0", NULL};
+	d.struct_size = (uint32_t)offsetof(struct cv_plugin, check) - 1;
+	expect_refused(&d, "descriptor shorter than ABI 1.0's", needles);
 	d.struct_size = (uint32_t)offsetof(struct cv_plugin, process);
 	expect_refused(&d, "descriptor without write", needles);
 	d.struct_size = 0;
 	expect_refused(&d, "struct_size 0", needles);
+	d.struct_size = (64u << 10) + 1;
+	expect_refused(&d, "struct_size over 64 KiB", needles);
+	d.struct_size = UINT32_MAX;
+	expect_refused(&d, "struct_size 4 GiB", needles);
 }
 
 static void test_missing_common(void **state)
@@ -179,6 +183,11 @@ static void test_missing_common(void **state)
 	d = valid(CV_KIND_TRANSFORM);
 	d.destroy = NULL;
 	expect_refused(&d, "no destroy", needles);
+	/* Since ABI 1.1 neither is fine: the state is the host's cv_context. */
+	d.init = NULL;
+	expect_ok(&d, "ABI 1.1 without init and destroy");
+	d.abi_minor = 0;
+	expect_refused(&d, "ABI 1.0 without init and destroy", needles);
 }
 
 static void test_missing_kind_callback(void **state)

@@ -37,18 +37,28 @@ int stage_metrics_register(struct cv_stage *st, struct metrics *registry)
 		struct metric_family *f = metrics_family(registry, defs[i].type, defs[i].name,
 		                                         defs[i].help, names, 4, NULL, 0);
 		if (!f || !(*defs[i].slot = metrics_series(f, values)))
-			return -2;
+			return CV_ENOMEM;
 	}
 	return 0;
 }
 
+void stage_carry_totals(struct cv_stage *dst, const struct cv_stage *src)
+{
+	atomic_fetch_add(&dst->total_out, atomic_load(&src->total_out));
+	atomic_fetch_add(&dst->total_dropped, atomic_load(&src->total_dropped));
+	atomic_fetch_add(&dst->total_errors, atomic_load(&src->total_errors));
+	atomic_fetch_add(&dst->total_dead_lettered, atomic_load(&src->total_dead_lettered));
+}
+
 int stage_init(struct cv_stage *st)
 {
-	void *state = NULL;
-	int rc = st->plugin->init(st, &host_api, st->config, &state);
+	void *state = &st->context;
+	st->context = (struct cv_context){.stage = st, .api = &host_api, .config = st->config};
+	int rc = st->plugin->init ? st->plugin->init(st, &host_api, st->config, &state) : 0;
 	if (rc < 0) {
 		log_write(CV_LOG_ERROR, st->pipeline_name, st->name,
-		          "plugin %s failed to initialise (error %d)", st->plugin->name, rc);
+		          "plugin %s failed to initialise (%s)", st->plugin->name,
+		          cv_error_name(rc));
 		return rc;
 	}
 	st->state = state;
@@ -59,7 +69,8 @@ int stage_init(struct cv_stage *st)
 void stage_destroy(struct cv_stage *st)
 {
 	if (st->initialised) {
-		st->plugin->destroy(st->state);
+		if (st->plugin->destroy)
+			st->plugin->destroy(st->state);
 		st->initialised = false;
 		st->state = NULL;
 	}

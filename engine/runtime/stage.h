@@ -13,6 +13,7 @@
 #include "metrics/metrics.h"
 
 struct pipeline;
+struct tap;
 
 /* The host-injected metrics of a stage; all NULL when instrumentation is off. */
 struct stage_metrics {
@@ -32,7 +33,8 @@ struct cv_stage {
 	const struct cv_plugin *plugin;
 	const void *config;
 	void *state;
-	struct metrics *registry; /* for plugin-registered metrics */
+	struct cv_context context; /* the state of a plugin without init (ABI 1.1) */
+	struct metrics *registry;  /* for plugin-registered metrics */
 	bool initialised;
 	bool started;
 	_Atomic bool healthy;
@@ -44,13 +46,22 @@ struct cv_stage {
 	_Atomic uint64_t total_dropped;
 	_Atomic uint64_t total_errors;
 	_Atomic uint64_t total_dead_lettered;
+	/* Live taps on the records leaving the stage (runtime/tap.h); the list
+	 * is guarded by the pipeline's tap hub. */
+	_Atomic bool tapped;
+	struct tap *taps;
 };
 
 /* Registers the stage's host metrics in `registry` (labels pipeline, stage,
- * plugin, kind). Returns 0 or -2. */
+ * plugin, kind). Returns 0 or CV_ENOMEM. */
 int stage_metrics_register(struct cv_stage *st, struct metrics *registry);
 
-/* Inits the plugin with its config; logs and returns negative on failure. */
+/* Adds src's totals to dst's: a stage's successor after a reload continues
+ * its counts (the metric series are shared through their labels). */
+void stage_carry_totals(struct cv_stage *dst, const struct cv_stage *src);
+
+/* Inits the plugin with its config (a plugin without init gets the stage's
+ * cv_context as its state); logs the code's name and returns it on failure. */
 int stage_init(struct cv_stage *st);
 /* Calls the plugin's destroy if it was initialised. */
 void stage_destroy(struct cv_stage *st);

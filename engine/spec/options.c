@@ -21,6 +21,9 @@
 
 #define MAX_NAME        256       /* longest dotted option name matched */
 #define MAX_SECRET_FILE (1 << 20) /* a secret file is a token, not a dump */
+#define KNOWN_FLAGS                                                                                \
+	(CV_OPT_REQUIRED | CV_OPT_SECRET | CV_OPT_HAS_MIN | CV_OPT_HAS_MAX |                       \
+	 CV_OPT_MIN_EXCLUSIVE | CV_OPT_MAX_EXCLUSIVE | CV_OPT_NONEMPTY)
 
 /* ------------------------------------------------------------------------ */
 /* Config memory: a chain of allocations freed together                      */
@@ -83,6 +86,7 @@ const char *options_type_name(enum cv_option_type type)
 	case CV_OPT_ENUM: return "enum";
 	case CV_OPT_LIST: return "list";
 	case CV_OPT_MAP: return "map";
+	case CV_OPT_FIELD_NAME: return "field";
 	}
 	return "unknown";
 }
@@ -99,6 +103,7 @@ static size_t type_size(enum cv_option_type type)
 	case CV_OPT_ENUM: return sizeof(int);
 	case CV_OPT_LIST: return sizeof(struct cv_string_list);
 	case CV_OPT_MAP: return sizeof(struct cv_string_map);
+	case CV_OPT_FIELD_NAME: return sizeof(struct cv_field_name);
 	case CV_OPT_END: break;
 	}
 	return 0;
@@ -113,74 +118,42 @@ static size_t options_count(const struct cv_option *options)
 	return n;
 }
 
-/* "500ms", "1h": the largest unit that divides the value. */
-static void format_duration(char *buf, size_t size, double ns)
-{
-	static const struct {
-		const char *name;
-		int64_t mult;
-	} units[] = {{"h", 3600000000000}, {"m", 60000000000}, {"s", 1000000000},
-	             {"ms", 1000000},      {"us", 1000},       {"ns", 1}};
-	if (!(ns >= -9.2e18 && ns <= 9.2e18) || ns != floor(ns)) {
-		snprintf(buf, size, "%gns", ns);
-		return;
-	}
-	int64_t v = (int64_t)ns;
-	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-		if (v % units[i].mult == 0) {
-			snprintf(buf, size, "%" PRId64 "%s", v / units[i].mult, units[i].name);
-			return;
-		}
-	}
-}
-
-static void format_size(char *buf, size_t size, double bytes)
-{
-	static const struct {
-		const char *name;
-		uint64_t mult;
-	} units[] = {{"TiB", 1ull << 40}, {"GiB", 1ull << 30},   {"MiB", 1ull << 20},
-	             {"KiB", 1ull << 10}, {"TB", 1000000000000}, {"GB", 1000000000},
-	             {"MB", 1000000},     {"kB", 1000}};
-	if (!(bytes >= 0 && bytes <= 1.8e19) || bytes != floor(bytes)) {
-		snprintf(buf, size, "%g", bytes);
-		return;
-	}
-	uint64_t v = (uint64_t)bytes;
-	for (size_t i = 0; v && i < sizeof units / sizeof units[0]; i++) {
-		if (v % units[i].mult == 0) {
-			snprintf(buf, size, "%" PRIu64 "%s", v / units[i].mult, units[i].name);
-			return;
-		}
-	}
-	snprintf(buf, size, "%" PRIu64, v);
-}
-
 static void format_bound(char *buf, size_t size, const struct cv_option *o, double v)
 {
 	if (o->type == CV_OPT_DURATION)
-		format_duration(buf, size, v);
+		units_format_duration(buf, size, v);
 	else if (o->type == CV_OPT_SIZE)
-		format_size(buf, size, v);
+		units_format_size(buf, size, v);
 	else
 		snprintf(buf, size, "%.15g", v);
 }
 
-/* "between 1 and 10", "at least 1", "at most 10"; "" without bounds. */
+static bool has_min(const struct cv_option *o)
+{
+	return o->flags & (CV_OPT_HAS_MIN | CV_OPT_MIN_EXCLUSIVE);
+}
+
+static bool has_max(const struct cv_option *o)
+{
+	return o->flags & (CV_OPT_HAS_MAX | CV_OPT_MAX_EXCLUSIVE);
+}
+
+/* "between 1 and 10", "greater than 0 and at most 1", "at least 1", "less
+ * than 10"; "" without bounds. */
 static void format_range(char *buf, size_t size, const struct cv_option *o)
 {
 	char lo[64], hi[64];
 	format_bound(lo, sizeof lo, o, o->min);
 	format_bound(hi, sizeof hi, o, o->max);
-	bool has_min = o->flags & CV_OPT_HAS_MIN, has_max = o->flags & CV_OPT_HAS_MAX;
-	if (has_min && has_max)
+	bool lo_ex = o->flags & CV_OPT_MIN_EXCLUSIVE, hi_ex = o->flags & CV_OPT_MAX_EXCLUSIVE;
+	if (has_min(o) && has_max(o) && !lo_ex && !hi_ex)
 		snprintf(buf, size, "between %s and %s", lo, hi);
-	else if (has_min)
-		snprintf(buf, size, "at least %s", lo);
-	else if (has_max)
-		snprintf(buf, size, "at most %s", hi);
 	else
-		buf[0] = '\0';
+		snprintf(buf, size, "%s%s%s%s%s",
+		         has_min(o) ? (lo_ex ? "greater than " : "at least ") : "",
+		         has_min(o) ? lo : "", has_min(o) && has_max(o) ? " and " : "",
+		         has_max(o) ? (hi_ex ? "less than " : "at most ") : "",
+		         has_max(o) ? hi : "");
 }
 
 /* "a, b, c" into buf; cut with ", ..." when it does not fit. */
@@ -218,7 +191,14 @@ struct ctx {
 	struct found *found;
 	struct mem *mem;
 	char *data;
+	unsigned flags; /* enum options_flag */
 	bool failed;
+};
+
+/* A plugin's view of the options while its `check` runs. */
+struct cv_check {
+	struct ctx *c;
+	int errors;
 };
 
 /* A value to parse: a node of the spec, of a secret file or of a default. */
@@ -314,12 +294,14 @@ union value {
 	int e;
 	struct cv_string_list l;
 	struct cv_string_map m;
+	struct cv_field_name f;
 };
 
 static bool check_range(struct ctx *c, const struct cv_option *o, const struct src *s, double v)
 {
-	if (!((o->flags & CV_OPT_HAS_MIN) && v < o->min) &&
-	    !((o->flags & CV_OPT_HAS_MAX) && v > o->max))
+	bool lo_ex = o->flags & CV_OPT_MIN_EXCLUSIVE, hi_ex = o->flags & CV_OPT_MAX_EXCLUSIVE;
+	if (!(has_min(o) && (lo_ex ? v <= o->min : v < o->min)) &&
+	    !(has_max(o) && (hi_ex ? v >= o->max : v > o->max)))
 		return true;
 	char range[160], buf[96];
 	format_range(range, sizeof range, o);
@@ -491,15 +473,46 @@ static bool parse_value(struct ctx *c, const struct cv_option *o, const struct s
 	const struct spec_node *n = s->node;
 	char buf[96];
 	switch (o->type) {
-	case CV_OPT_LIST: return parse_list(c, o, s, &v->l);
-	case CV_OPT_MAP: return parse_map(c, o, s, &v->m);
+	case CV_OPT_LIST:
+		if (!parse_list(c, o, s, &v->l))
+			return false;
+		if ((o->flags & CV_OPT_NONEMPTY) && v->l.count == 0) {
+			value_error(c, o, s, "needs at least one item");
+			return false;
+		}
+		return true;
+	case CV_OPT_MAP:
+		if (!parse_map(c, o, s, &v->m))
+			return false;
+		if ((o->flags & CV_OPT_NONEMPTY) && v->m.count == 0) {
+			value_error(c, o, s, "needs at least one entry");
+			return false;
+		}
+		return true;
 	case CV_OPT_STRING:
 		if (!expect_scalar(c, o, s, "a string") || !scalar_text(c, o, s, n))
 			return false;
+		if ((o->flags & CV_OPT_NONEMPTY) && n->scalar_len == 0) {
+			value_error(c, o, s, "must not be empty");
+			return false;
+		}
 		v->s = mem_strndup(c->mem, n->scalar, n->scalar_len);
 		if (!v->s)
 			oom(c);
 		return v->s != NULL;
+	case CV_OPT_FIELD_NAME:
+		if (!expect_scalar(c, o, s, "a field name") || !scalar_text(c, o, s, n))
+			return false;
+		if (n->scalar_len == 0 || n->scalar_len > UINT16_MAX) {
+			value_error(c, o, s, "a field name is 1 to %u bytes long, not %zu",
+			            (unsigned)UINT16_MAX, n->scalar_len);
+			return false;
+		}
+		v->f.name = mem_strndup(c->mem, n->scalar, n->scalar_len);
+		v->f.len = (uint16_t)n->scalar_len;
+		if (!v->f.name)
+			oom(c);
+		return v->f.name != NULL;
 	case CV_OPT_INT:
 		if (!expect_scalar(c, o, s, "an integer"))
 			return false;
@@ -674,6 +687,12 @@ static void fill_option(struct ctx *c, const struct cv_option *o, const struct f
 			         o->name, spec_node_type_name(fvalue->type));
 			return;
 		}
+		if (c->flags & OPTIONS_NO_FILES) {
+			if (o->type == CV_OPT_STRING)
+				v.s = OPTIONS_SECRET_PLACEHOLDER;
+			store(c, o, &v);
+			return;
+		}
 		size_t len;
 		char *text = read_secret_file(c, o, fvalue, &len);
 		if (!text)
@@ -764,6 +783,10 @@ static bool check_schema(struct ctx *c, size_t config_size)
 			         "plugin bug: option \"%s\" lies outside the config struct "
 			         "(offset %zu, size %zu, struct %zu bytes)",
 			         name, o->offset, size, config_size);
+			ok = false;
+		} else if (o->flags & ~KNOWN_FLAGS) {
+			error_at(c, NULL, "plugin bug: option \"%s\" has unknown flags 0x%x", name,
+			         (unsigned)(o->flags & ~KNOWN_FLAGS));
 			ok = false;
 		} else if (o->type == CV_OPT_ENUM && (!o->enum_values || !o->enum_values[0])) {
 			error_at(c, NULL, "plugin bug: enum option \"%s\" has no values", name);
@@ -932,9 +955,52 @@ static void walk(struct ctx *c, const struct spec_node *map, const char *prefix,
 	}
 }
 
-int options_fill(const char *file, const struct spec_node *stage, const struct cv_option *options,
-                 size_t config_size, const char *const *reserved, struct diag *diag,
-                 struct options_config *out)
+void options_check_verror(struct cv_check *ck, const char *option, const char *fmt, va_list ap)
+{
+	if (!ck)
+		return;
+	struct ctx *c = ck->c;
+	char msg[400];
+	vsnprintf(msg, sizeof msg, fmt ? fmt : "invalid", ap);
+	ssize_t i = option ? find_option(c, option, strlen(option)) : -1;
+	const struct spec_node *at = NULL; /* the stage, when the spec does not set it */
+	const char *suffix = "";
+	if (i >= 0 && !spec_node_is_null(c->found[i].value)) {
+		at = c->found[i].value;
+	} else if (i >= 0 && !spec_node_is_null(c->found[i].fvalue)) {
+		at = c->found[i].fvalue;
+		suffix = "_file";
+	}
+	ck->errors++;
+	if (option)
+		error_at(c, at, "option \"%s%s\": %s", option, suffix, msg);
+	else
+		error_at(c, at, "%s", msg);
+}
+
+bool options_check_given(const struct cv_check *ck, const char *option)
+{
+	if (!ck || !option)
+		return false;
+	ssize_t i = find_option(ck->c, option, strlen(option));
+	return i >= 0 && (!spec_node_is_null(ck->c->found[i].value) ||
+	                  !spec_node_is_null(ck->c->found[i].fvalue));
+}
+
+/* Runs the plugin's check on the filled config; `found` is still valid. */
+static void run_check(struct ctx *c, const struct cv_plugin *plugin, const struct cv_host_api *api)
+{
+	struct cv_check ck = {.c = c};
+	int rc = plugin->check(&ck, api, c->data);
+	if (rc < 0 && !ck.errors)
+		error_at(c, NULL, "plugin %s refused the options (%s) without saying why",
+		         plugin->name, cv_error_name(rc));
+}
+
+static int fill(const char *file, const struct spec_node *stage, const struct cv_option *options,
+                size_t config_size, const char *const *reserved, unsigned flags,
+                const struct cv_plugin *plugin, const struct cv_host_api *api, struct diag *diag,
+                struct options_config *out)
 {
 	out->data = NULL;
 	out->arena = NULL;
@@ -942,7 +1008,8 @@ int options_fill(const char *file, const struct spec_node *stage, const struct c
 	                .diag = diag,
 	                .stage = stage,
 	                .opts = options,
-	                .nopts = options_count(options)};
+	                .nopts = options_count(options),
+	                .flags = flags};
 	if (!check_schema(&c, config_size))
 		return -1;
 	c.mem = calloc(1, sizeof *c.mem);
@@ -961,6 +1028,8 @@ int options_fill(const char *file, const struct spec_node *stage, const struct c
 		walk(&c, stage, "", reserved);
 	for (size_t i = 0; i < c.nopts; i++)
 		fill_option(&c, &c.opts[i], &c.found[i]);
+	if (!c.failed && plugin && plugin->check)
+		run_check(&c, plugin, api);
 	if (c.failed)
 		goto fail;
 	free(c.found);
@@ -971,6 +1040,23 @@ fail:
 	free(c.found);
 	mem_free(c.mem);
 	return -1;
+}
+
+int options_fill(const char *file, const struct spec_node *stage, const struct cv_option *options,
+                 size_t config_size, const char *const *reserved, struct diag *diag,
+                 struct options_config *out)
+{
+	return fill(file, stage, options, config_size, reserved, 0, NULL, NULL, diag, out);
+}
+
+int options_fill_plugin(const char *file, const struct spec_node *stage,
+                        const struct cv_plugin *plugin, const struct cv_host_api *api,
+                        const char *const *reserved, unsigned flags, struct diag *diag,
+                        struct options_config *out)
+{
+	static const struct cv_option none[] = {{0}};
+	return fill(file, stage, plugin->options ? plugin->options : none, plugin->config_size,
+	            reserved, flags, plugin, api, diag, out);
 }
 
 void options_config_free(struct options_config *cfg)
@@ -1006,16 +1092,21 @@ static void option_columns(const struct cv_option *o, char cols[NCOLS][256])
 	cols[COL_VALUES][0] = '\0';
 	if (o->type == CV_OPT_ENUM) {
 		join_enum(cols[COL_VALUES], 256, o->enum_values, "|");
-	} else if (o->flags & (CV_OPT_HAS_MIN | CV_OPT_HAS_MAX)) {
+	} else if (has_min(o) || has_max(o)) {
 		char lo[64], hi[64];
 		format_bound(lo, sizeof lo, o, o->min);
 		format_bound(hi, sizeof hi, o, o->max);
-		if ((o->flags & CV_OPT_HAS_MIN) && (o->flags & CV_OPT_HAS_MAX))
+		bool lo_ex = o->flags & CV_OPT_MIN_EXCLUSIVE,
+		     hi_ex = o->flags & CV_OPT_MAX_EXCLUSIVE;
+		if (has_min(o) && has_max(o) && !lo_ex && !hi_ex)
 			snprintf(cols[COL_VALUES], 256, "%s..%s", lo, hi);
-		else if (o->flags & CV_OPT_HAS_MIN)
-			snprintf(cols[COL_VALUES], 256, ">= %s", lo);
 		else
-			snprintf(cols[COL_VALUES], 256, "<= %s", hi);
+			snprintf(cols[COL_VALUES], 256, "%s%s%s%s%s",
+			         has_min(o) ? (lo_ex ? "> " : ">= ") : "", has_min(o) ? lo : "",
+			         has_min(o) && has_max(o) ? ", " : "",
+			         has_max(o) ? (hi_ex ? "< " : "<= ") : "", has_max(o) ? hi : "");
+	} else if (o->flags & CV_OPT_NONEMPTY) {
+		snprintf(cols[COL_VALUES], 256, "not empty");
 	}
 	if (!*cols[COL_VALUES])
 		snprintf(cols[COL_VALUES], 256, "-");

@@ -4,6 +4,8 @@
 #ifndef CONVEYOR_OPTIONS_H
 #define CONVEYOR_OPTIONS_H
 
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #include <conveyor/plugin.h>
@@ -31,6 +33,29 @@ struct options_config {
 int options_fill(const char *file, const struct spec_node *stage, const struct cv_option *options,
                  size_t config_size, const char *const *reserved, struct diag *diag,
                  struct options_config *out);
+
+/* How options_fill_plugin() treats what lies outside the spec. */
+enum options_flag {
+	/* `conveyor validate`: a secret's NAME_file is not read (specs are
+	 * validated away from where they run); a string secret then holds
+	 * OPTIONS_SECRET_PLACEHOLDER. */
+	OPTIONS_NO_FILES = 1u << 0,
+};
+#define OPTIONS_SECRET_PLACEHOLDER "(secret file, not read by validate)"
+
+/* options_fill() for the stage of `plugin`, then the plugin's cross-option
+ * `check` (ABI 1.1; absent in older descriptors), given `api`, whose
+ * check_error() reports at the spec position of the option it names.
+ * Returns 0 or -1 as options_fill(); on -1 `out` holds nothing. */
+int options_fill_plugin(const char *file, const struct spec_node *stage,
+                        const struct cv_plugin *plugin, const struct cv_host_api *api,
+                        const char *const *reserved, unsigned flags, struct diag *diag,
+                        struct options_config *out);
+
+/* The host's side of cv_host_api.check_error and .option_given: valid only
+ * during the plugin's check. */
+void options_check_verror(struct cv_check *check, const char *option, const char *fmt, va_list ap);
+bool options_check_given(const struct cv_check *check, const char *option);
 
 void options_config_free(struct options_config *cfg);
 

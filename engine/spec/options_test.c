@@ -76,17 +76,15 @@ struct run {
 	int rc;
 };
 
+/* Fills the options of `plugin` from `yaml` (its check included, given the
+ * test's host table), collecting every message in r->log. */
+static void run_plugin(struct run *r, const char *yaml, const struct cv_plugin *plugin,
+                       unsigned flags);
+
 static void run_with(struct run *r, const char *yaml, const struct cv_option *opts, size_t size)
 {
-	memset(r, 0, sizeof *r);
-	struct diag pd = {0};
-	if (spec_doc_parse("t.yaml", yaml, strlen(yaml), &pd, &r->doc) != 0)
-		fail_msg("test YAML does not parse: %s", pd.last);
-	r->diag.out = open_memstream(&r->log, &r->log_len);
-	assert_non_null(r->diag.out);
-	r->rc = options_fill("t.yaml", r->doc->root, opts, size, reserved, &r->diag, &r->cfg);
-	fclose(r->diag.out);
-	r->diag.out = NULL;
+	const struct cv_plugin plugin = {.name = "t", .options = opts, .config_size = size};
+	run_plugin(r, yaml, &plugin, 0);
 	if (r->rc == 0) {
 		assert_int_equal(r->diag.errors, 0);
 		assert_non_null(r->cfg.data);
@@ -581,6 +579,229 @@ static void test_garbage(void **state)
 	}
 }
 
+/* ------------------------------------------------------------------------ */
+/* Schema additions of ABI 1.1: exclusive bounds, non-empty, field names     */
+/* ------------------------------------------------------------------------ */
+
+struct cfg11 {
+	double factor;
+	double ratio;
+	const char *label;
+	struct cv_string_list hosts;
+	struct cv_field_name field;
+	struct cv_field_name output;
+};
+
+static const struct cv_option schema11[] = {
+        CV_OPTION(struct cfg11, factor, CV_OPT_DOUBLE, .flags = CV_OPT_MIN_EXCLUSIVE,
+                  .default_value = "1", .description = "multiplier"),
+        CV_OPTION(struct cfg11, ratio, CV_OPT_DOUBLE,
+                  .flags = CV_OPT_MIN_EXCLUSIVE | CV_OPT_HAS_MAX, .max = 1),
+        CV_OPTION(struct cfg11, label, CV_OPT_STRING, .flags = CV_OPT_NONEMPTY),
+        CV_OPTION(struct cfg11, hosts, CV_OPT_LIST, .flags = CV_OPT_NONEMPTY),
+        CV_OPTION(struct cfg11, field, CV_OPT_FIELD_NAME, .flags = CV_OPT_REQUIRED),
+        CV_OPTION(struct cfg11, output, CV_OPT_FIELD_NAME, .default_value = "out"),
+        {0},
+};
+
+static void bad11(const char *yaml, const char *last)
+{
+	struct run r;
+	run_with(&r, yaml, schema11, sizeof(struct cfg11));
+	assert_int_equal(r.rc, -1);
+	if (r.diag.errors != 1 || strcmp(r.diag.last, last) != 0)
+		fail_msg("got:  %s\nwant: %s\nall:\n%s", r.diag.last, last, r.log);
+	done(&r);
+}
+
+static void test_schema_1_1(void **state)
+{
+	(void)state;
+	struct run r;
+	run_with(&r, "{field: speed_ms, ratio: 1, label: x, hosts: [a]}", schema11,
+	         sizeof(struct cfg11));
+	assert_int_equal(r.rc, 0);
+	const struct cfg11 *c = r.cfg.data;
+	assert_string_equal(c->field.name, "speed_ms");
+	assert_int_equal(c->field.len, 8);
+	assert_string_equal(c->output.name, "out"); /* a default is measured too */
+	assert_int_equal(c->output.len, 3);
+	assert_true(c->factor == 1 && c->ratio == 1);
+	done(&r);
+
+	bad11("{field: f, factor: 0}",
+	      "t.yaml:1:20: error: option \"factor\": \"0\" is out of range: must be greater "
+	      "than 0");
+	bad11("{field: f, factor: -1.5}",
+	      "t.yaml:1:20: error: option \"factor\": \"-1.5\" is out of range: must be greater "
+	      "than 0");
+	bad11("{field: f, ratio: 0}", "t.yaml:1:19: error: option \"ratio\": \"0\" is out of "
+	                              "range: must be greater than 0 and at most 1");
+	bad11("{field: f, label: ''}", "t.yaml:1:19: error: option \"label\": must not be empty");
+	bad11("{field: f, hosts: []}",
+	      "t.yaml:1:19: error: option \"hosts\": needs at least one item");
+	bad11("{field: ''}", "t.yaml:1:9: error: option \"field\": a field name is 1 to 65535 "
+	                     "bytes long, not 0");
+	bad11("{field: [a]}", "t.yaml:1:9: error: option \"field\": expected a field name, got a "
+	                      "sequence");
+	bad11("{}", "t.yaml:1:1: error: missing required option \"field\"");
+	char *long_name = malloc(70000 + 32);
+	assert_non_null(long_name);
+	strcpy(long_name, "{field: ");
+	memset(long_name + 8, 'k', 65536);
+	strcpy(long_name + 8 + 65536, "}");
+	bad11(long_name, "t.yaml:1:9: error: option \"field\": a field name is 1 to 65535 bytes "
+	                 "long, not 65536");
+	free(long_name);
+
+	static const struct cv_option bad_flags[] = {
+	        {.name = "n", .type = CV_OPT_INT, .flags = 1u << 12, .offset = 0},
+	        {0},
+	};
+	run_with(&r, "{}", bad_flags, sizeof(int64_t));
+	assert_string_equal(r.diag.last, "t.yaml:1:1: error: plugin bug: option \"n\" has unknown "
+	                                 "flags 0x1000");
+	done(&r);
+
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	options_print(f, schema11);
+	fclose(f);
+	assert_non_null(strstr(text, "\nfactor  double  1        -         > 0"));
+	assert_non_null(strstr(text, "\nratio   double  -        -         > 0, <= 1"));
+	assert_non_null(strstr(text, "\nlabel   string  -        -         not empty"));
+	assert_non_null(strstr(text, "\nfield   field   -        required  -"));
+	free(text);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The plugin's cross-option check (ABI 1.1)                                 */
+/* ------------------------------------------------------------------------ */
+
+static int check_calls;
+static void test_check_error(struct cv_check *ck, const char *option, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+static void test_check_error(struct cv_check *ck, const char *option, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	options_check_verror(ck, option, fmt, ap);
+	va_end(ap);
+}
+
+static const struct cv_host_api check_api = {
+        .struct_size = sizeof(struct cv_host_api),
+        .check_error = test_check_error,
+        .option_given = options_check_given,
+};
+
+/* Refuses a password without a url (at the password, or its _file), a
+ * window above 100 with the mode "mark" (at window), and an insecure TLS
+ * without a CA (at the stage: ca_file is not given). */
+static int schema_check(struct cv_check *ck, const struct cv_host_api *api, const void *config)
+{
+	const struct cfg *c = config;
+	check_calls++;
+	int before = check_calls;
+	if (c->password && !c->url)
+		api->check_error(ck, "password", "needs url (%s)",
+		                 api->option_given(ck, "url") ? "given" : "not given");
+	if (c->window > 100 && c->mode == 0)
+		api->check_error(ck, "window", "above 100 needs mode drop_normal");
+	if (c->insecure && !api->option_given(ck, "tls.ca_file"))
+		api->check_error(ck, "tls.ca_file", "needed with insecure_skip_verify");
+	if (c->pin == 13)
+		return CV_EINVAL; /* refused without a word: the host says so */
+	return before == check_calls ? 0 : CV_ECONFIG;
+}
+
+static const struct cv_plugin check_plugin = {
+        CV_PLUGIN_HEADER,      .name = "checked",
+        .options = schema,     .config_size = sizeof(struct cfg),
+        .check = schema_check,
+};
+
+static void run_plugin(struct run *r, const char *yaml, const struct cv_plugin *plugin,
+                       unsigned flags)
+{
+	memset(r, 0, sizeof *r);
+	struct diag pd = {0};
+	if (spec_doc_parse("t.yaml", yaml, strlen(yaml), &pd, &r->doc) != 0)
+		fail_msg("test YAML does not parse: %s", pd.last);
+	r->diag.out = open_memstream(&r->log, &r->log_len);
+	assert_non_null(r->diag.out);
+	r->rc = options_fill_plugin("t.yaml", r->doc->root, plugin, &check_api, reserved, flags,
+	                            &r->diag, &r->cfg);
+	fclose(r->diag.out);
+	r->diag.out = NULL;
+}
+
+static void check_case(const char *yaml, unsigned flags, int errors, const char *want)
+{
+	struct run r;
+	run_plugin(&r, yaml, &check_plugin, flags);
+	if (errors == 0) {
+		if (r.rc != 0)
+			fail_msg("refused: %s", r.log);
+	} else {
+		assert_int_equal(r.rc, -1);
+		assert_null(r.cfg.data);
+		if (r.diag.errors != errors || !strstr(r.log, want))
+			fail_msg("%d errors, want %d with %s:\n%s", r.diag.errors, errors, want,
+			         r.log);
+	}
+	done(&r);
+}
+
+static void test_plugin_check(void **state)
+{
+	(void)state;
+	check_calls = 0;
+	check_case("field: f\nwindow: 50\n", 0, 0, NULL);
+	assert_int_equal(check_calls, 1);
+	/* at the option's value, nested or dotted */
+	check_case("field: f\npassword: hunter2\n", 0, 1,
+	           "t.yaml:2:11: error: option \"password\": needs url (not given)\n");
+	check_case("field: f\nwindow: 500\n", 0, 1,
+	           "t.yaml:2:9: error: option \"window\": above 100 needs mode drop_normal\n");
+	/* at the stage when the option is not in the spec */
+	check_case("{field: f, tls: {insecure_skip_verify: true}}", 0, 1,
+	           "t.yaml:1:1: error: option \"tls.ca_file\": needed with "
+	           "insecure_skip_verify\n");
+	/* every problem, in one pass */
+	check_case("field: f\nwindow: 500\npassword: x\n", 0, 2, "needs url");
+	/* a check refusing without a word is reported by the host */
+	check_case("field: f\npin: 13\n", 0, 1,
+	           "t.yaml:1:1: error: plugin checked refused the options (CV_EINVAL) without "
+	           "saying why\n");
+	/* not called when the options themselves are wrong */
+	check_calls = 0;
+	check_case("field: f\nwindow: 1\npassword: x\n", 0, 1, "out of range");
+	assert_int_equal(check_calls, 0);
+
+	/* a secret file: at NAME_file; read by run, not by validate */
+	char path[] = "/tmp/cv-check-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "pw\n", 3), 3);
+	close(fd);
+	char yaml[256];
+	snprintf(yaml, sizeof yaml, "field: f\npassword_file: %s\n", path);
+	check_case(yaml, 0, 1, "t.yaml:2:16: error: option \"password_file\": needs url");
+	check_case(yaml, OPTIONS_NO_FILES, 1, "t.yaml:2:16: error: option \"password_file\"");
+	unlink(path);
+	check_case(yaml, 0, 1, "cannot read");
+	check_case("field: f\nurl: u\npassword_file: /nonexistent/pw\n", OPTIONS_NO_FILES, 0, NULL);
+	struct run r;
+	run_plugin(&r, "field: f\nurl: u\npassword_file: /nonexistent/pw\n", &check_plugin,
+	           OPTIONS_NO_FILES);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(((const struct cfg *)r.cfg.data)->password, OPTIONS_SECRET_PLACEHOLDER);
+	done(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -596,6 +817,8 @@ int main(void)
 	        cmocka_unit_test(test_plugin_bugs),
 	        cmocka_unit_test(test_print),
 	        cmocka_unit_test(test_garbage),
+	        cmocka_unit_test(test_schema_1_1),
+	        cmocka_unit_test(test_plugin_check),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

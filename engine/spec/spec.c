@@ -6,13 +6,16 @@
 #include <unistd.h>
 
 #include "base/units.h"
+#include "http/http_server.h"
+#include "runtime/host_api.h"
 
 static const char *const TOP_KEYS[] = {"version", "engine", "pipelines", NULL};
 static const char *const ENGINE_KEYS[] = {
         "http", "log", "plugin_path", "shutdown_timeout", "metrics", "summary_interval", NULL};
 static const char *const PIPELINE_KEYS[] = {"source", "transforms",  "sink",
                                             "queue",  "dead_letter", NULL};
-static const char *const QUEUE_KEYS[] = {"max_records", "max_bytes", "batch_records", NULL};
+static const char *const QUEUE_KEYS[] = {"max_records", "max_bytes", "batch_records", "linger",
+                                         NULL};
 static const char *const STAGE_RESERVED[] = {"plugin", "name", NULL};
 
 struct loader_ctx {
@@ -20,6 +23,7 @@ struct loader_ctx {
 	struct diag *diag;
 	struct plugin_loader *loader;
 	struct engine_spec *spec;
+	unsigned options_flags; /* enum options_flag */
 };
 
 static void list_keys(char *buf, size_t len, const char *const *keys)
@@ -132,6 +136,28 @@ static void add_plugin_dir(struct loader_ctx *c, const struct spec_node *n)
 	plugin_loader_add_dir(c->loader, dir);
 }
 
+/* engine.http.listen: HOST:PORT, checked as the server will parse it; "off"
+ * or "" turns the HTTP server off. */
+static void set_listen(struct loader_ctx *c, const struct spec_node *l)
+{
+	if (strcmp(l->scalar, "off") == 0 || !*l->scalar) {
+		c->spec->http_listen = "";
+		return;
+	}
+	char err[256];
+	if (http_listen_check(l->scalar, err, sizeof err) < 0) {
+		if (l->interpolated)
+			diag_error(c->diag, c->file, l->line, l->column,
+			           "engine.http.listen: not a HOST:PORT address or off (the value "
+			           "comes from the environment)");
+		else
+			diag_error(c->diag, c->file, l->line, l->column, "engine.http.listen: %s",
+			           err);
+		return;
+	}
+	c->spec->http_listen = l->scalar;
+}
+
 static void load_engine(struct loader_ctx *c, const struct spec_node *eng)
 {
 	struct engine_spec *s = c->spec;
@@ -140,12 +166,14 @@ static void load_engine(struct loader_ctx *c, const struct spec_node *eng)
 	check_keys(c, eng, "engine", ENGINE_KEYS);
 	const struct spec_node *http = expect(c, spec_map_get(eng, "http"), SPEC_MAP, "http");
 	if (http) {
-		static const char *const keys[] = {"listen", NULL};
+		static const char *const keys[] = {"listen", "lifecycle", "tap", NULL};
 		check_keys(c, http, "engine.http", keys);
 		const struct spec_node *l =
 		        expect(c, spec_map_get(http, "listen"), SPEC_SCALAR, "listen");
 		if (l)
-			s->http_listen = l->scalar;
+			set_listen(c, l);
+		get_bool(c, http, "lifecycle", &s->http_lifecycle);
+		get_bool(c, http, "tap", &s->http_tap);
 	}
 	const struct spec_node *log = expect(c, spec_map_get(eng, "log"), SPEC_MAP, "log");
 	if (log) {
@@ -236,15 +264,16 @@ static int load_stage(struct loader_ctx *c, const struct spec_node *n, const cha
 	if (nn && expect(c, nn, SPEC_SCALAR, "name"))
 		out->name = nn->scalar;
 	warn_insecure(c, n, out->name);
-	static const struct cv_option no_options[] = {{0}};
-	return options_fill(c->file, n, m->desc.options ? m->desc.options : no_options,
-	                    m->desc.config_size, STAGE_RESERVED, c->diag, &out->config);
+	return options_fill_plugin(c->file, n, &m->desc, &host_api, STAGE_RESERVED,
+	                           c->options_flags, c->diag, &out->config);
 }
 
 static void load_pipeline(struct loader_ctx *c, const struct spec_node *key,
                           const struct spec_node *n, struct pipeline_spec *p)
 {
 	p->name = key->scalar;
+	p->line = key->line;
+	p->column = key->column;
 	p->linger_ns = -1;
 	if (!expect(c, n, SPEC_MAP, "a pipeline"))
 		return;
@@ -313,8 +342,8 @@ static void load_pipeline(struct loader_ctx *c, const struct spec_node *key,
 	}
 }
 
-int engine_spec_load(const char *file, const char *text, size_t len, struct plugin_loader *loader,
-                     struct diag *diag, struct engine_spec **out)
+static int load(const char *file, const char *text, size_t len, struct plugin_loader *loader,
+                unsigned options_flags, struct diag *diag, struct engine_spec **out)
 {
 	*out = NULL;
 	struct engine_spec *s = calloc(1, sizeof *s);
@@ -333,7 +362,11 @@ int engine_spec_load(const char *file, const char *text, size_t len, struct plug
 		return -1;
 	}
 	s->file = s->doc->file;
-	struct loader_ctx c = {.file = s->file, .diag = diag, .loader = loader, .spec = s};
+	struct loader_ctx c = {.file = s->file,
+	                       .diag = diag,
+	                       .loader = loader,
+	                       .spec = s,
+	                       .options_flags = options_flags};
 	const struct spec_node *root = s->doc->root;
 	if (!root) {
 		diag_error(diag, s->file, 1, 1,
@@ -377,6 +410,18 @@ int engine_spec_load(const char *file, const char *text, size_t len, struct plug
 	}
 	*out = s;
 	return 0;
+}
+
+int engine_spec_load(const char *file, const char *text, size_t len, struct plugin_loader *loader,
+                     struct diag *diag, struct engine_spec **out)
+{
+	return load(file, text, len, loader, 0, diag, out);
+}
+
+int engine_spec_validate(const char *file, struct plugin_loader *loader, struct diag *diag,
+                         struct engine_spec **out)
+{
+	return load(file, NULL, 0, loader, OPTIONS_NO_FILES, diag, out);
 }
 
 void engine_spec_free(struct engine_spec *s)

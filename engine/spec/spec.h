@@ -22,6 +22,7 @@ struct stage_spec {
 
 struct pipeline_spec {
 	const char *name;
+	int line, column;          /* of its name */
 	struct stage_spec *stages; /* [0] source, transforms..., [n-1] sink */
 	size_t nstages;
 	uint32_t batch_records;
@@ -33,7 +34,9 @@ struct pipeline_spec {
 
 struct engine_spec {
 	const char *file;
-	const char *http_listen; /* "" disables */
+	const char *http_listen; /* "" disables (written "off" or "") */
+	bool http_lifecycle;     /* POST /-/reload allowed */
+	bool http_tap;           /* engine.http.tap: GET /api/v1/tap is allowed */
 	enum cv_log_level log_level;
 	enum log_format log_format;
 	bool log_level_set, log_format_set;
@@ -52,6 +55,12 @@ struct engine_spec {
  * Returns 0 and *out, or -1. */
 int engine_spec_load(const char *file, const char *text, size_t len, struct plugin_loader *loader,
                      struct diag *diag, struct engine_spec **out);
+/* engine_spec_load() for `conveyor validate`: the same checks, plugins'
+ * cross-option checks included, but no file the spec names is read (specs
+ * are validated away from where they run): a secret's NAME_file holds a
+ * placeholder. The result is for reporting only, never for running. */
+int engine_spec_validate(const char *file, struct plugin_loader *loader, struct diag *diag,
+                         struct engine_spec **out);
 void engine_spec_free(struct engine_spec *spec);
 
 #endif

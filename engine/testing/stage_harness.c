@@ -1,3 +1,7 @@
+/* stage_harness.c - <conveyor/test_harness.h>: one plugin stage run in the
+ * test's process with the engine's own option validation, host API, batches
+ * and acknowledgements. Installed as libconveyor-sdk-test.a with the engine
+ * core, so that plugins built out of tree test the way in-tree plugins do. */
 #include "testing/stage_harness.h"
 
 #include <stdio.h>
@@ -11,7 +15,7 @@
 #include "runtime/pipeline.h"
 #include "spec/spec_tree.h"
 
-struct harness {
+struct cv_harness {
 	struct spec_doc *doc;
 	struct options_config cfg;
 	struct metrics *registry;
@@ -21,28 +25,26 @@ struct harness {
 	uint64_t acked[3]; /* settled records of batches already reset */
 };
 
-int harness_open(const struct cv_plugin *plugin, const char *options_yaml, uint32_t batch_records,
-                 struct harness **out)
+int cv_harness_open(const struct cv_plugin *plugin, const char *options_yaml,
+                    uint32_t batch_records, struct cv_harness **out)
 {
 	static const char *const reserved[] = {"plugin", "name", NULL};
-	static const struct cv_option none[] = {{0}};
-	struct harness *h = calloc(1, sizeof *h);
+	struct cv_harness *h = calloc(1, sizeof *h);
 	if (!h)
 		return CV_ENOMEM;
 	struct diag diag = {.out = stderr};
 	const char *text = options_yaml && *options_yaml ? options_yaml : "{}";
 	if (spec_doc_parse("<harness options>", text, strlen(text), &diag, &h->doc) < 0 ||
-	    options_fill("<harness options>", h->doc->root,
-	                 plugin->options ? plugin->options : none, plugin->config_size, reserved,
-	                 &diag, &h->cfg) < 0) {
-		harness_close(h);
-		return CV_EINVAL;
+	    options_fill_plugin("<harness options>", h->doc->root, plugin, &host_api, reserved, 0,
+	                        &diag, &h->cfg) < 0) {
+		cv_harness_close(h);
+		return CV_ECONFIG;
 	}
 	h->registry = metrics_new();
 	h->pipeline = calloc(1, sizeof *h->pipeline);
 	h->batch = batch_new(batch_records ? batch_records : 1024, 8, 4u << 20);
 	if (!h->registry || !h->pipeline || !h->batch) {
-		harness_close(h);
+		cv_harness_close(h);
 		return CV_ENOMEM;
 	}
 	h->pipeline->detached = true;
@@ -61,7 +63,7 @@ int harness_open(const struct cv_plugin *plugin, const char *options_yaml, uint3
 	if (rc == 0 && plugin->start)
 		rc = plugin->start(h->stage.state);
 	if (rc < 0) {
-		harness_close(h);
+		cv_harness_close(h);
 		return rc;
 	}
 	h->stage.started = true;
@@ -69,17 +71,17 @@ int harness_open(const struct cv_plugin *plugin, const char *options_yaml, uint3
 	return 0;
 }
 
-const struct cv_host_api *harness_api(struct harness *h)
+const struct cv_host_api *cv_harness_api(struct cv_harness *h)
 {
 	return &host_api;
 }
 
-void *harness_state(struct harness *h)
+void *cv_harness_state(struct cv_harness *h)
 {
 	return h->stage.state;
 }
 
-static void tally(struct harness *h, uint64_t counts[3])
+static void tally(struct cv_harness *h, uint64_t counts[3])
 {
 	memcpy(counts, h->acked, sizeof h->acked);
 	const struct cv_batch *b = &h->batch->pub;
@@ -91,26 +93,26 @@ static void tally(struct harness *h, uint64_t counts[3])
 	}
 }
 
-struct cv_batch *harness_batch(struct harness *h)
+struct cv_batch *cv_harness_batch(struct cv_harness *h)
 {
 	tally(h, h->acked);
 	batch_reset(h->batch);
 	return &h->batch->pub;
 }
 
-int harness_read(struct harness *h, struct cv_batch **batch)
+int cv_harness_read(struct cv_harness *h, struct cv_batch **batch)
 {
-	struct cv_batch *b = harness_batch(h);
+	struct cv_batch *b = cv_harness_batch(h);
 	*batch = b;
 	return h->stage.plugin->read(h->stage.state, b);
 }
 
-int harness_process(struct harness *h, struct cv_batch *batch)
+int cv_harness_process(struct cv_harness *h, struct cv_batch *batch)
 {
 	return h->stage.plugin->process(h->stage.state, batch);
 }
 
-int harness_write(struct harness *h, struct cv_batch *batch)
+int cv_harness_write(struct cv_harness *h, struct cv_batch *batch)
 {
 	struct batch *b = batch_of(batch);
 	atomic_store(&b->pending, batch->live + 1); /* as the pipeline: a hold during write */
@@ -123,19 +125,19 @@ int harness_write(struct harness *h, struct cv_batch *batch)
 	return rc;
 }
 
-uint64_t harness_acked(struct harness *h, enum cv_ack outcome)
+uint64_t cv_harness_acked(struct cv_harness *h, enum cv_ack outcome)
 {
 	uint64_t counts[3];
 	tally(h, counts);
 	return (unsigned)outcome < 3 ? counts[outcome] : 0;
 }
 
-uint64_t harness_dead_lettered(struct harness *h)
+uint64_t cv_harness_dead_lettered(struct cv_harness *h)
 {
 	return atomic_load(&h->stage.total_dead_lettered);
 }
 
-double harness_metric(struct harness *h, const char *name, const char *label_value)
+double cv_harness_metric(struct cv_harness *h, const char *name, const char *label_value)
 {
 	struct strbuf sb = {0};
 	double value = -1;
@@ -163,7 +165,7 @@ double harness_metric(struct harness *h, const char *name, const char *label_val
 	return value;
 }
 
-void harness_close(struct harness *h)
+void cv_harness_close(struct cv_harness *h)
 {
 	if (!h)
 		return;

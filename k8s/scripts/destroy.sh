@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Removes the conveyor system from the cluster.
 #
-#   k8s/scripts/destroy.sh [--yes] [--purge]
+#   k8s/scripts/destroy.sh [--yes] [--purge] [--overlay NAME]
 #
-#   (default)  delete every object of `kubectl kustomize k8s/`, keep the
+#   (default)  delete every object of `kubectl kustomize k8s/base` (or of
+#              k8s/overlays/NAME with --overlay, as deployed), keep the
 #              Secrets, the persistent volumes (Kafka, InfluxDB, Prometheus,
 #              Loki data) and the namespace: a later deploy.sh resumes.
 #   --purge    also delete the Secrets, the PersistentVolumeClaims (THE DATA)
@@ -15,8 +16,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 yes=0
 purge=0
+tree=$K8S_DIR/base
 while [[ $# -gt 0 ]]; do
 	case $1 in
+	--overlay) tree=$K8S_DIR/overlays/${2:?--overlay needs a name}; shift 2 ;;
 	--yes) yes=1; shift ;;
 	--purge) purge=1; shift ;;
 	-h | --help) usage_from_header "$0"; exit 0 ;;
@@ -36,7 +39,8 @@ fi
 
 rendered=$(mktemp)
 on_exit "rm -f '$rendered'"
-"$KUBECTL" kustomize "$K8S_DIR" >"$rendered"
+[[ -f $tree/kustomization.yaml ]] || die "no kustomization in $tree"
+"$KUBECTL" kustomize "$tree" >"$rendered"
 # The namespace goes last (and only with --purge): deleting it first would
 # take the volumes with it.
 python3 - "$rendered" <<'PY'

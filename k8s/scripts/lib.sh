@@ -26,6 +26,20 @@ trap _run_cleanup EXIT
 
 kc() { "$KUBECTL" --namespace "$NAMESPACE" "$@"; }
 
+# metrics_api_ok: the cluster serves the metrics API (metrics-server) and it
+# answers (the HPA reads pod CPU from it).
+metrics_api_ok() {
+	"$KUBECTL" get --raw /apis/metrics.k8s.io/v1beta1/nodes --request-timeout=10s >/dev/null 2>&1
+}
+
+# The message for a cluster without it: what to run.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+METRICS_SERVER_HINT="install metrics-server: k8s/scripts/deploy.sh does it (--metrics-server auto,
+the default), or minikube: \`minikube addons enable metrics-server\`; others:
+kubectl apply -f https://github.com/kubernetes-sigs/metrics-server/releases/download/v0.7.2/components.yaml
+and, on Docker Desktop, kind and k3d (self-signed kubelet certificates), add --kubelet-insecure-tls:
+kubectl -n kube-system patch deployment metrics-server --type=json -p '[{\"op\":\"add\",\"path\":\"/spec/template/spec/containers/0/args/-\",\"value\":\"--kubelet-insecure-tls\"}]'"
+
 usage_from_header() {
 	sed -n '2,/^set -euo/p' "$1" | sed -e '$d' -e 's/^# \{0,1\}//'
 }
@@ -50,7 +64,8 @@ wait_for() {
 
 # secret_value SECRET KEY: a key of a Secret, decoded.
 secret_value() {
-	kc get secret "$1" -o "jsonpath={.data.${2//./\\.}}" | base64 -d
+	# --decode: GNU's -d and old macOS' -D both know the long option.
+	kc get secret "$1" -o "jsonpath={.data.${2//./\\.}}" | base64 --decode
 }
 
 # port_forward SERVICE PORT: forwards a free local port to the service; sets
@@ -58,7 +73,9 @@ secret_value() {
 port_forward() {
 	local svc=$1 port=$2 out deadline
 	out=$(mktemp)
-	kc port-forward "svc/$svc" ":$port" >"$out" 2>&1 &
+	# Not through kc: $! must be kubectl itself, or the kill at exit would
+	# stop a subshell and leave the forward running.
+	"$KUBECTL" --namespace "$NAMESPACE" port-forward "svc/$svc" ":$port" >"$out" 2>&1 &
 	local pid=$!
 	on_exit "kill $pid 2>/dev/null; rm -f '$out'"
 	deadline=$((SECONDS + 30))

@@ -12,7 +12,8 @@
 # Load: the producers run flat out (SIM_RATE=0), so each pod's CPU goes to its
 # limit and the HPA (70% of the request) adds pods; then SIM_RATE goes back
 # to what it was and the HPA removes them. The rate is restored on any exit,
-# Ctrl-C included. Needs metrics-server (the HPA reads CPU from it).
+# Ctrl-C included. Needs metrics-server (the HPA reads CPU from it): checked
+# first, with the way to install it when missing.
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -30,6 +31,9 @@ while [[ $# -gt 0 ]]; do
 	esac
 done
 require_cluster
+# First: without the metrics API the HPA never reads CPU (it would only show
+# after the wait below).
+metrics_api_ok || die "the cluster has no working metrics API, so the HPA cannot scale; $METRICS_SERVER_HINT"
 
 hpa() { kc get hpa producer -o "jsonpath={$1}"; }
 min=$(hpa .spec.minReplicas)

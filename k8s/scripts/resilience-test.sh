@@ -12,8 +12,8 @@
 #
 # Recovery of a fault = until the replacement pod is ready and points written
 # after the fault reach InfluxDB. Loss check: every source series (tags
-# line_id, plus the producer tag when sim_speed sets one) carries `seq`
-# numbered 0, 1, 2, ...; over the test window each series must hold every
+# line_id, plus the producer tag: each producer pod's name) carries `seq`
+# numbered 1, 2, 3, ...; over the test window each series must hold every
 # seq between its first and last one, once (re-delivered points overwrite
 # themselves: same series, same timestamp). The window ends `settle` seconds
 # before the check and the processor's consumer lag must be back near 0.
@@ -81,7 +81,7 @@ for target in deployment/producer deployment/processor statefulset/kafka; do
 	ready_s=$(wait_for "$max_recovery" "$target to replace $pod" pod_replaced "$uid" "$kind" "$name")
 	flow_s=$(wait_for "$max_recovery" "points written after the fault in InfluxDB" flowing_since "$fault_ns")
 	results+=("$target: replacement ready after ${ready_s}s, data flowing $((flow_s))s after that")
-	log "${results[-1]}"
+	log "${results[${#results[@]} - 1]}"
 	sleep "$settle"
 done
 

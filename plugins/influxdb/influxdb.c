@@ -11,19 +11,34 @@
  * connections, and acknowledges every record of a request once the server
  * answered 2xx. Nothing else ever acknowledges a record as delivered.
  *
- * Failures. Network errors, 5xx and 429 are retried with exponential backoff
- * and jitter (Retry-After honoured); 401/403/404 are configuration errors,
- * logged, reported unhealthy and retried the same way; records stay pending,
- * so write() blocks once too much is queued and the source slows down.
- * 400/413/422 mean bad points: InfluxDB refuses the whole request (or writes
- * the good points and says "partial write"), so the request is split in
- * halves and resent until each refused point stands alone, and only those
- * are rejected with the server's message. Resending good points is harmless:
- * a point with the same series and timestamp overwrites itself.
+ * Failures. What an answer means decides what happens to the points:
+ * - network errors, 5xx, 408 and 429: the server cannot now. Retried with
+ *   exponential backoff and jitter (Retry-After honoured).
+ * - 400 or 422 about the data (unable to parse, field type conflict,
+ *   partial write, points beyond the retention policy): only the points the
+ *   answer names are refused. Lines it quotes as unparsable are rejected at
+ *   once; points matching a named field type conflict are resent on their
+ *   own, the rest apart; a request whose bad points the answer does not name
+ *   is split in halves until each refused point stands alone. Only refused
+ *   points are rejected (dead-lettered) with the server's message.
+ *   Resending good points is harmless: a point with the same series and
+ *   timestamp overwrites itself.
+ * - 413: the request, not its points, is too large: it is split in halves
+ *   and later requests are kept under the size that was refused; a single
+ *   point too large is rejected.
+ * - 401, 403, 404, any other 4xx and a 400 not about the data ("Client sent
+ *   an HTTP request to an HTTPS server", a proxy's error page): the
+ *   configuration is wrong. Retried with backoff like an outage, never
+ *   rejected, logged once with the server's message (again when the message
+ *   changes, and when writes succeed again).
+ * While requests fail (not for refused points) the stage reports itself
+ * failing, so /readyz answers 503. Records stay pending, so write() blocks
+ * once too much is queued and the source slows down.
  *
  * Memory. Chunks and their buffers are recycled through a small pool; the
  * hot path allocates nothing per record.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -47,7 +62,8 @@
 #define SEC                1000000000LL
 #define RETRY_AFTER_CAP_NS (300 * SEC) /* a longer Retry-After is not honoured */
 #define LOG_REPEAT_NS      (30 * SEC)  /* the same failure is logged again after */
-#define RESP_MAX           2048        /* bytes of a response body kept */
+#define RESP_MAX           65536       /* bytes of a response body kept */
+#define MSG_MAX            480         /* bytes of the server's message in a log line */
 
 enum { API_V1 = 0, API_V2 = 1 };
 static const char *const api_names[] = {"v1", "v2", NULL};
@@ -159,8 +175,9 @@ struct slot {
 	CURL *easy;
 	struct chunk *chunk; /* NULL when free */
 	int64_t started_ns;
+	char *resp; /* the response body, up to RESP_MAX bytes; grown on demand */
 	size_t resp_len;
-	char resp[RESP_MAX];
+	size_t resp_cap;
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -200,9 +217,10 @@ struct influx {
 	int64_t backoff_until;   /* monotonic ns */
 	uint64_t rng;
 	bool unhealthy;
-	int64_t split_logged_ns; /* when narrowing down a refused request was logged */
-	int fail_key;            /* the failure being handled: HTTP status or -curl code */
-	int logged_key;          /* the last failure logged at its level; 0: none */
+	int64_t split_logged_ns;    /* when narrowing down a refused request was logged */
+	uint64_t fail_key;          /* the failure being handled: its status, curl code or text */
+	uint64_t logged_key;        /* the last outage failure logged at its level; 0: none */
+	uint64_t config_logged_key; /* the last configuration error logged; 0: none */
 	int64_t logged_ns;
 	uint64_t repeats; /* failures of that kind not logged since */
 	char status_label[8];
@@ -345,29 +363,6 @@ static void chunk_settle(struct influx *s, struct chunk *c, enum cv_ack outcome,
 	pthread_mutex_unlock(&s->mu);
 }
 
-/* Copies lines [from, to) of `c` into a fresh chunk; NULL without memory.
- * Under mu. */
-static struct chunk *chunk_slice_locked(struct influx *s, const struct chunk *c, uint32_t from,
-                                        uint32_t to)
-{
-	struct chunk *n = chunk_get_locked(s);
-	if (!n)
-		return NULL;
-	uint32_t start = from ? c->lines[from - 1].end : 0;
-	uint32_t stop = c->lines[to - 1].end;
-	if (cv_buf_append(&n->body, c->body.data + start, stop - start) != 0) {
-		chunk_put_locked(s, n);
-		return NULL;
-	}
-	for (uint32_t i = from; i < to; i++) {
-		n->lines[n->nlines] = c->lines[i];
-		n->lines[n->nlines].end -= start;
-		n->nlines++;
-	}
-	n->born_ns = c->born_ns;
-	return n;
-}
-
 static int chunk_gzip(struct chunk *c)
 {
 	z_stream z = {0};
@@ -415,60 +410,295 @@ static const char *explain_unencodable(const struct cv_record *r)
 	       "empty or reserved key, or a duplicate tag)";
 }
 
-/* Finds the server's message in a JSON error body ({"error":"..."} from
- * 1.x, {"code":..,"message":"..."} from 2.x) and copies it unescaped into
- * `out`; else copies the body's first line. */
-static void server_message(const char *body, size_t len, char *out, size_t n)
+/* A strict reader of the JSON InfluxDB answers errors with: {"error":"..."}
+ * from 1.x, {"code":"...","message":"..."} from 2.x. */
+struct json_in {
+	const char *p;
+	const char *end;
+};
+
+static void json_ws(struct json_in *j)
 {
-	static const char *const keys[] = {"\"error\"", "\"message\""};
-	out[0] = 0;
-	if (!n)
-		return;
-	for (size_t k = 0; k < 2; k++) {
-		const char *p = memmem(body, len, keys[k], strlen(keys[k]));
-		if (!p)
-			continue;
-		const char *end = body + len;
-		p += strlen(keys[k]);
-		while (p < end && (*p == ' ' || *p == ':'))
-			p++;
-		if (p >= end || *p != '"')
-			continue;
-		p++;
-		size_t o = 0;
-		while (p < end && *p != '"' && o + 1 < n) {
-			char ch = *p++;
-			if (ch == '\\' && p < end) {
-				ch = *p++;
-				if (ch == 'n')
-					ch = ' ';
-				else if (ch == 't')
-					ch = ' ';
-				else if (ch == 'u') { /* keep it simple: drop \uXXXX */
-					p += (end - p >= 4) ? 4 : end - p;
-					ch = '?';
-				}
-			}
-			out[o++] = ch;
-		}
-		out[o] = 0;
-		return;
-	}
-	size_t o = 0;
-	while (o < len && o + 1 < n && body[o] != '\n' && body[o] != '\r') {
-		out[o] = body[o];
-		o++;
-	}
-	out[o] = 0;
+	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+		j->p++;
 }
 
-/* Logs a delivery failure `msg` (plus `detail`, which changes each time): a
- * new kind of failure (s->fail_key: the HTTP status or curl's code) at once,
- * the same kind at most every LOG_REPEAT_NS (debug in between), so an outage
- * does not flood the log. */
-static void log_failure(struct influx *s, enum cv_log_level level, const char *msg,
-                        const char *detail)
+/* The code unit of a \uXXXX escape whose XXXX starts at `p`; -1 if malformed. */
+static long json_hex4(const char *p, const char *end)
 {
+	char hex[5] = {0};
+	if (end - p < 4)
+		return -1;
+	for (int i = 0; i < 4; i++) {
+		if (!isxdigit((unsigned char)p[i]))
+			return -1;
+		hex[i] = p[i];
+	}
+	return strtol(hex, NULL, 16);
+}
+
+static size_t utf8_put(char *w, uint32_t cp)
+{
+	if (cp < 0x80) {
+		w[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		w[0] = (char)(0xC0 | cp >> 6);
+		w[1] = (char)(0x80 | (cp & 0x3F));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		w[0] = (char)(0xE0 | cp >> 12);
+		w[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+		w[2] = (char)(0x80 | (cp & 0x3F));
+		return 3;
+	}
+	w[0] = (char)(0xF0 | cp >> 18);
+	w[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+	w[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+	w[3] = (char)(0x80 | (cp & 0x3F));
+	return 4;
+}
+
+/* Reads the string at j->p (its opening quote). With `out`, writes its
+ * decoded bytes there (never more than the string's encoded length) and
+ * their count to *len. False when malformed. */
+static bool json_string(struct json_in *j, char *out, size_t *len)
+{
+	if (j->p >= j->end || *j->p != '"')
+		return false;
+	j->p++;
+	size_t o = 0;
+	while (j->p < j->end) {
+		unsigned char ch = (unsigned char)*j->p++;
+		if (ch == '"') {
+			if (len)
+				*len = o;
+			return true;
+		}
+		if (ch < 0x20)
+			return false;
+		if (ch != '\\') {
+			if (out)
+				out[o] = (char)ch;
+			o++;
+			continue;
+		}
+		if (j->p >= j->end)
+			return false;
+		char e = *j->p++;
+		uint32_t cp;
+		switch (e) {
+		case '"':
+		case '\\':
+		case '/': cp = (uint32_t)e; break;
+		case 'b': cp = '\b'; break;
+		case 'f': cp = '\f'; break;
+		case 'n': cp = '\n'; break;
+		case 'r': cp = '\r'; break;
+		case 't': cp = '\t'; break;
+		case 'u': {
+			long u = json_hex4(j->p, j->end);
+			if (u < 0)
+				return false;
+			j->p += 4;
+			cp = (uint32_t)u;
+			if (u >= 0xD800 && u <= 0xDBFF && j->end - j->p >= 6 && j->p[0] == '\\' &&
+			    j->p[1] == 'u') {
+				long lo = json_hex4(j->p + 2, j->end);
+				if (lo >= 0xDC00 && lo <= 0xDFFF) {
+					cp = 0x10000 + (((uint32_t)u - 0xD800) << 10) +
+					     ((uint32_t)lo - 0xDC00);
+					j->p += 6;
+				}
+			}
+			if (cp >= 0xD800 && cp <= 0xDFFF)
+				cp = 0xFFFD; /* a lone surrogate */
+			break;
+		}
+		default: return false;
+		}
+		char tmp[4];
+		size_t n = utf8_put(tmp, cp);
+		if (out)
+			memcpy(out + o, tmp, n);
+		o += n;
+	}
+	return false;
+}
+
+/* Skips one value of any type; false when malformed or nested too deep. */
+static bool json_skip(struct json_in *j, int depth)
+{
+	json_ws(j);
+	if (j->p >= j->end || depth > 32)
+		return false;
+	char c = *j->p;
+	if (c == '"')
+		return json_string(j, NULL, NULL);
+	if (c == '{' || c == '[') {
+		char close = c == '{' ? '}' : ']';
+		j->p++;
+		json_ws(j);
+		if (j->p < j->end && *j->p == close) {
+			j->p++;
+			return true;
+		}
+		for (;;) {
+			if (c == '{') {
+				json_ws(j);
+				if (!json_string(j, NULL, NULL))
+					return false;
+				json_ws(j);
+				if (j->p >= j->end || *j->p++ != ':')
+					return false;
+			}
+			if (!json_skip(j, depth + 1))
+				return false;
+			json_ws(j);
+			if (j->p >= j->end)
+				return false;
+			char sep = *j->p++;
+			if (sep == close)
+				return true;
+			if (sep != ',')
+				return false;
+		}
+	}
+	/* A number or a literal: its characters up to a delimiter. */
+	const char *start = j->p;
+	while (j->p < j->end && *j->p && strchr("+-.0123456789eEtruefalsn", *j->p))
+		j->p++;
+	return j->p > start;
+}
+
+/* The member "error" (1.x), else "message" (2.x), of a JSON object `body`,
+ * decoded into `out` (room for `len` + 1 bytes); its length, or -1 when the
+ * body is not such an object. */
+static ssize_t json_error_member(const char *body, size_t len, char *out)
+{
+	struct json_in j = {body, body + len};
+	json_ws(&j);
+	if (j.p >= j.end || *j.p++ != '{')
+		return -1;
+	ssize_t found = -1;
+	bool found_error = false;
+	json_ws(&j);
+	if (j.p < j.end && *j.p == '}') {
+		j.p++;
+	} else {
+		for (;;) {
+			json_ws(&j);
+			char key[8];
+			const char *kstart = j.p;
+			size_t klen = 0;
+			if (!json_string(&j, NULL, &klen))
+				return -1;
+			bool want = false, is_error = false;
+			if (klen < sizeof key) {
+				struct json_in k = {kstart, j.p};
+				json_string(&k, key, &klen);
+				is_error = klen == 5 && memcmp(key, "error", 5) == 0;
+				want = is_error || (klen == 7 && memcmp(key, "message", 7) == 0);
+			}
+			json_ws(&j);
+			if (j.p >= j.end || *j.p++ != ':')
+				return -1;
+			json_ws(&j);
+			if (want && j.p < j.end && *j.p == '"' && (is_error || !found_error)) {
+				size_t mlen = 0;
+				if (!json_string(&j, out, &mlen))
+					return -1;
+				found = (ssize_t)mlen;
+				found_error = is_error;
+			} else if (!json_skip(&j, 0)) {
+				return -1;
+			}
+			json_ws(&j);
+			if (j.p >= j.end)
+				return -1;
+			char sep = *j.p++;
+			if (sep == '}')
+				break;
+			if (sep != ',')
+				return -1;
+		}
+	}
+	json_ws(&j);
+	return j.p == j.end ? found : -1;
+}
+
+/* The server's message in a response body, decoded into `out` (room for
+ * `len` + 1 bytes) and NUL-terminated; returns its length. A JSON error
+ * body gives its "error" or "message"; an HTML page its title; other text
+ * its first non-empty line. */
+static size_t server_message(const char *body, size_t len, char *out)
+{
+	ssize_t n = json_error_member(body, len, out);
+	if (n >= 0) {
+		out[n] = 0;
+		return (size_t)n;
+	}
+	const char *p = body, *end = body + len;
+	const char *title = memmem(body, len, "<title>", 7);
+	if (!title)
+		title = memmem(body, len, "<TITLE>", 7);
+	if (title) {
+		p = title + 7;
+		const char *close = memchr(p, '<', (size_t)(end - p));
+		end = close ? close : end;
+	}
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	const char *eol = p;
+	while (eol < end && *eol != '\n' && *eol != '\r')
+		eol++;
+	while (eol > p && (eol[-1] == ' ' || eol[-1] == '\t'))
+		eol--;
+	size_t o = (size_t)(eol - p);
+	memcpy(out, p, o);
+	out[o] = 0;
+	return o;
+}
+
+/* `msg` shortened for a log line or a reason: at most MSG_MAX bytes, cut at
+ * a character boundary, control characters as spaces. */
+static const char *short_message(const char *msg, size_t n, char out[MSG_MAX + 4])
+{
+	bool cut = n > MSG_MAX;
+	if (cut) {
+		n = MSG_MAX;
+		while (n && ((unsigned char)msg[n] & 0xC0) == 0x80)
+			n--;
+	}
+	for (size_t i = 0; i < n; i++)
+		out[i] = (unsigned char)msg[i] < 0x20 ? ' ' : msg[i];
+	if (cut) {
+		memcpy(out + n, "...", 3);
+		n += 3;
+	}
+	out[n] = 0;
+	return out;
+}
+/* Logs a delivery failure `msg` (plus `detail`, which changes each time).
+ * s->fail_key names the failure. A configuration error (`once`) is logged
+ * when it is new and not again until writes succeed, even when outage
+ * errors come in between (a server refusing plain HTTP also resets some
+ * connections); an outage at once, then at most every LOG_REPEAT_NS (debug
+ * in between), so neither floods the log. */
+static void log_failure(struct influx *s, enum cv_log_level level, const char *msg,
+                        const char *detail, bool once)
+{
+	if (once) {
+		if (s->fail_key == s->config_logged_key) {
+			s->api->log(s->stage, CV_LOG_DEBUG, "%s%s", msg, detail);
+		} else {
+			s->api->log(s->stage, level, "%s%s", msg, detail);
+			s->config_logged_key = s->fail_key;
+		}
+		return;
+	}
 	int64_t now = mono_ns();
 	bool same = s->fail_key == s->logged_key;
 	if (same && now - s->logged_ns < LOG_REPEAT_NS) {
@@ -484,6 +714,13 @@ static void log_failure(struct influx *s, enum cv_log_level level, const char *m
 	s->logged_key = s->fail_key;
 	s->logged_ns = now;
 	s->repeats = 0;
+}
+
+static uint64_t fnv1a(const char *p, uint64_t h)
+{
+	while (*p)
+		h = (h ^ (unsigned char)*p++) * 0x100000001b3ULL;
+	return h;
 }
 
 /* Names the cause of a TLS failure from curl's code and message and
@@ -587,9 +824,12 @@ static void start_request(struct influx *s, struct slot *sl, struct chunk *c)
 	s->api->metric_add(s->m_bytes, NULL, (double)len);
 }
 
-/* Schedules `c` again after a backoff; the records stay pending. */
+/* Schedules `c` again after a backoff; the records stay pending. With
+ * `unhealthy` (what the host logs), the stage reports itself failing. A
+ * configuration error (`once`) is logged once while it lasts. */
 static void retry_later(struct influx *s, struct slot *sl, struct chunk *c, const char *msg,
-                        enum cv_log_level level, bool unhealthy, curl_off_t retry_after)
+                        enum cv_log_level level, const char *unhealthy, bool once,
+                        curl_off_t retry_after)
 {
 	int64_t now = mono_ns();
 	/* Requests that were in flight together fail together: count one failure
@@ -622,49 +862,447 @@ static void retry_later(struct influx *s, struct slot *sl, struct chunk *c, cons
 	char detail[96];
 	snprintf(detail, sizeof detail, "; %" PRIu32 " points kept, retrying in %.1fs", c->nlines,
 	         (double)delay / SEC);
-	log_failure(s, level, msg, detail);
+	log_failure(s, level, msg, detail, once);
 	if (unhealthy)
-		set_healthy(s, false, msg);
+		set_healthy(s, false, unhealthy);
 
 	pthread_mutex_lock(&s->mu);
 	push_head_locked(s, c);
 	pthread_mutex_unlock(&s->mu);
 }
 
-/* The server refused the request's points (400/413/422): narrow down. */
-static void refused(struct influx *s, struct chunk *c, long status, const char *server)
+/* The server processed a request (2xx, or an answer about its points): it
+ * is reachable and the configuration works. */
+static void server_answers(struct influx *s)
 {
-	char reason[640];
-	if (c->nlines == 1) {
+	if (s->failures)
+		s->api->log(s->stage, CV_LOG_INFO,
+		            "influxdb at %s accepts writes again after %" PRIu32 " failed attempts",
+		            s->base_url, s->failures);
+	s->failures = 0;
+	s->logged_key = 0;
+	s->config_logged_key = 0;
+	s->backoff_until = 0;
+	set_healthy(s, true, NULL);
+}
+
+/* What an answer means for the request's points. */
+enum answer {
+	ANSWER_DELIVERED, /* 2xx: every point is written */
+	ANSWER_BAD_DATA,  /* some points are refused for good: find them */
+	ANSWER_TOO_LARGE, /* 413: the request is too large, not its points */
+	ANSWER_CONFIG,    /* the requests are refused whatever they hold */
+	ANSWER_LATER,     /* the server cannot now: 5xx, 408, 429 */
+};
+
+/* The words of InfluxDB's answers about points (1.x and 2.x): "unable to
+ * parse 'LINE': why", "partial write: field type conflict: ...", "partial
+ * write: points beyond retention policy dropped=N", and the limits. */
+static const char *const data_error_words[] = {
+        "unable to parse",
+        "partial write",
+        "field type conflict",
+        "failed to parse",
+        "points beyond retention policy",
+        "max-values-per-tag limit exceeded",
+        "max-series-per-database limit exceeded",
+        NULL,
+};
+
+static enum answer classify(long status, const char *msg)
+{
+	if (status >= 200 && status < 300)
+		return ANSWER_DELIVERED;
+	if (status == 413)
+		return ANSWER_TOO_LARGE;
+	if (status == 408 || status == 429 || status >= 500)
+		return ANSWER_LATER;
+	if (status == 422) /* "unprocessable": 2.x's partial writes */
+		return ANSWER_BAD_DATA;
+	if (status == 400)
+		for (size_t i = 0; data_error_words[i]; i++)
+			if (strcasestr(msg, data_error_words[i]))
+				return ANSWER_BAD_DATA;
+	/* 401, 403, 404, a 400 not about the data ("Client sent an HTTP
+	 * request to an HTTPS server", a proxy's page), redirects, ... */
+	return ANSWER_CONFIG;
+}
+
+/* Marks of the lines of a refused request. */
+enum { LINE_KEEP = 0, LINE_BAD, LINE_APART };
+
+static uint32_t line_start(const struct chunk *c, uint32_t i)
+{
+	return i ? c->lines[i - 1].end : 0;
+}
+
+/* Removes the lines of `c` marked `what`, keeping `mark` in step with the
+ * lines; returns the bytes removed. */
+static size_t chunk_remove(struct chunk *c, uint8_t *mark, uint8_t what)
+{
+	uint32_t w = 0, start = 0, out = 0;
+	size_t removed = 0;
+	for (uint32_t i = 0; i < c->nlines; i++) {
+		uint32_t end = c->lines[i].end, len = end - start;
+		if (mark[i] == what) {
+			removed += len;
+		} else {
+			memmove(c->body.data + out, c->body.data + start, len);
+			out += len;
+			c->lines[w] = c->lines[i];
+			c->lines[w].end = out;
+			mark[w++] = mark[i];
+		}
+		start = end;
+	}
+	c->nlines = w;
+	c->body.len = out;
+	cv_buf_reset(&c->gz); /* the body changed: compress it again */
+	return removed;
+}
+
+/* A fresh chunk with the lines of `c` marked `what`; NULL without memory.
+ * Under mu. */
+static struct chunk *chunk_pick_locked(struct influx *s, const struct chunk *c, const uint8_t *mark,
+                                       uint8_t what)
+{
+	struct chunk *n = chunk_get_locked(s);
+	if (!n)
+		return NULL;
+	for (uint32_t i = 0; i < c->nlines; i++) {
+		if (mark[i] != what)
+			continue;
+		uint32_t start = line_start(c, i);
+		if (cv_buf_append(&n->body, c->body.data + start, c->lines[i].end - start) != 0) {
+			chunk_put_locked(s, n);
+			return NULL;
+		}
+		n->lines[n->nlines] = c->lines[i];
+		n->lines[n->nlines].end = (uint32_t)n->body.len;
+		n->nlines++;
+	}
+	n->born_ns = c->born_ns;
+	return n;
+}
+
+/* Moves the second half of the lines of `c` (two or more) into a fresh
+ * chunk, returned; NULL without memory, `c` unchanged. Under mu. */
+static struct chunk *chunk_split_locked(struct influx *s, struct chunk *c)
+{
+	uint32_t half = c->nlines / 2, start = c->lines[half - 1].end;
+	struct chunk *n = chunk_get_locked(s);
+	if (!n)
+		return NULL;
+	if (cv_buf_append(&n->body, c->body.data + start, c->body.len - start) != 0) {
+		chunk_put_locked(s, n);
+		return NULL;
+	}
+	for (uint32_t i = half; i < c->nlines; i++) {
+		n->lines[n->nlines] = c->lines[i];
+		n->lines[n->nlines++].end -= start;
+	}
+	n->born_ns = c->born_ns;
+	c->nlines = half;
+	c->body.len = start;
+	cv_buf_reset(&c->gz);
+	return n;
+}
+
+static void reject_line(struct influx *s, const struct chunk *c, uint32_t i, long status,
+                        const char *why, size_t why_len)
+{
+	char reason[MSG_MAX + 64], m[MSG_MAX + 4];
+	snprintf(reason, sizeof reason, "influxdb refused the point (HTTP %ld): %s", status,
+	         short_message(why, why_len, m));
+	s->api->ack_record(c->lines[i].batch, c->lines[i].index, CV_ACK_REJECTED, reason);
+}
+
+/* Where the " dropped=N" that ends a partial write's message starts, with
+ * N in *count; NULL (and -1) without one. */
+static const char *dropped_suffix(const char *msg, size_t len, long long *count)
+{
+	static const char key[] = " dropped=";
+	const size_t klen = sizeof key - 1;
+	const char *end = msg + len;
+	*count = -1;
+	while (end > msg && (end[-1] == ' ' || end[-1] == '\n'))
+		end--;
+	const char *d = end;
+	while (d > msg && d[-1] >= '0' && d[-1] <= '9')
+		d--;
+	if (d == end || end - d > 18 || (size_t)(d - msg) < klen ||
+	    memcmp(d - klen, key, klen) != 0)
+		return NULL;
+	*count = strtoll(d, NULL, 10);
+	return d - klen;
+}
+
+#define UNPARSABLE "unable to parse '"
+
+/* Rejects each line of `c` the message quotes as unparsable ("unable to
+ * parse 'LINE': why", InfluxDB's words, one a line in the order of the
+ * body) with its own error, and marks it LINE_BAD; returns how many. */
+static uint32_t reject_unparsable(struct influx *s, const struct chunk *c, long status,
+                                  const char *msg, size_t msg_len, uint8_t *mark)
+{
+	const size_t plen = sizeof UNPARSABLE - 1;
+	const char *end = msg + msg_len, *p = msg;
+	uint32_t found = 0, next = 0;
+	while ((p = memmem(p, (size_t)(end - p), UNPARSABLE, plen))) {
+		const char *q = p + plen;
+		for (uint32_t k = 0; k < c->nlines; k++) {
+			uint32_t i = next + k < c->nlines ? next + k : next + k - c->nlines;
+			uint32_t start = line_start(c, i);
+			size_t len = c->lines[i].end - start - 1; /* without its '\n' */
+			if (mark[i] || (size_t)(end - q) < len + 3 ||
+			    memcmp(q, c->body.data + start, len) != 0 ||
+			    memcmp(q + len, "': ", 3) != 0)
+				continue;
+			/* The line's own error runs to the end of the message's line. */
+			const char *stop = q + len + 3;
+			while (stop < end && *stop != '\n')
+				stop++;
+			long long d;
+			const char *suffix = dropped_suffix(p, (size_t)(stop - p), &d);
+			if (suffix)
+				stop = suffix;
+			while (stop > p && stop[-1] == ' ')
+				stop--;
+			reject_line(s, c, i, status, p, (size_t)(stop - p));
+			mark[i] = LINE_BAD;
+			found++;
+			next = i + 1 < c->nlines ? i + 1 : 0;
+			break;
+		}
+		p = q;
+	}
+	return found;
+}
+
+#define FIELD_QUOTE    "input field \""
+#define ON_MEASUREMENT "\" on measurement \""
+
+/* Marks LINE_APART each point of `c` that has a field the message names
+ * (`input field "F" on measurement "M" is type T, already exists as type
+ * U`, InfluxDB's field type conflict, or `... is too long`): the same
+ * measurement and field and, when named, the field's type. Returns how
+ * many. These are not sure to be refused (field types are per shard): they
+ * are sent again on their own. */
+static uint32_t mark_named_fields(const struct chunk *c, const char *msg, size_t msg_len,
+                                  uint8_t *mark)
+{
+	/* Indexed by enum cv_field_type. */
+	static const char *const types[] = {"float", "integer", "boolean", "string"};
+	const size_t flen = sizeof FIELD_QUOTE - 1, olen = sizeof ON_MEASUREMENT - 1;
+	const char *end = msg + msg_len, *p = msg;
+	uint32_t found = 0;
+	while ((p = memmem(p, (size_t)(end - p), FIELD_QUOTE, flen))) {
+		const char *f = p + flen;
+		const char *fe = memmem(f, (size_t)(end - f), ON_MEASUREMENT, olen);
+		if (!fe)
+			break;
+		const char *m = fe + olen;
+		const char *me = memmem(m, (size_t)(end - m), "\" is ", 5);
+		if (!me)
+			break;
+		p = me;
+		int type = -1; /* any */
+		const char *t = me + 5;
+		if (end - t > 5 && memcmp(t, "type ", 5) == 0) {
+			t += 5;
+			type = -2; /* a type the encoder never writes (unsigned) */
+			for (int k = 0; k < 4; k++) {
+				size_t tl = strlen(types[k]);
+				if ((size_t)(end - t) >= tl && memcmp(t, types[k], tl) == 0 &&
+				    ((size_t)(end - t) == tl || t[tl] == ',' || t[tl] == ' '))
+					type = k;
+			}
+		}
+		if (type == -2 || (size_t)(fe - f) > UINT16_MAX)
+			continue;
+		for (uint32_t i = 0; i < c->nlines; i++) {
+			const struct cv_record *r = &c->lines[i].batch->records[c->lines[i].index];
+			if (mark[i] || r->measurement_len != (size_t)(me - m) ||
+			    memcmp(r->measurement, m, r->measurement_len) != 0)
+				continue;
+			const struct cv_field *fd = cv_record_find_field(r, f, (uint32_t)(fe - f));
+			if (fd && (type < 0 || fd->type == type)) {
+				mark[i] = LINE_APART;
+				found++;
+			}
+		}
+	}
+	return found;
+}
+
+/* The server refused points of `c` (400 or 422 about the data). Rejects the
+ * points the answer refuses for sure: every point when it says so (a single
+ * point, or a partial write that dropped them all), the lines it quotes as
+ * unparsable. Queues the others again: the points matching a named field
+ * apart from the rest; when the answer names none, the two halves, so that
+ * a refused point ends up alone and is rejected with the server's message.
+ * Good points sent again overwrite themselves. */
+static void refused_points(struct influx *s, struct chunk *c, long status, const char *msg,
+                           size_t msg_len)
+{
+	char m[MSG_MAX + 4];
+	long long dropped = -1;
+	if (strstr(msg, "partial write"))
+		dropped_suffix(msg, msg_len, &dropped);
+	if (c->nlines == 1 || dropped == (long long)c->nlines) {
+		char reason[MSG_MAX + 64];
 		snprintf(reason, sizeof reason, "influxdb refused the point (HTTP %ld): %s", status,
-		         server);
+		         short_message(msg, msg_len, m));
 		chunk_settle(s, c, CV_ACK_REJECTED, reason);
 		return;
 	}
-	int64_t now = mono_ns();
-	if (!s->split_logged_ns || now - s->split_logged_ns >= LOG_REPEAT_NS) {
-		s->split_logged_ns = now;
-		s->api->log(s->stage, CV_LOG_INFO,
-		            "influxdb refused a request of %" PRIu32 " points (HTTP %ld: %s); "
-		            "splitting it to find the bad points",
-		            c->nlines, status, server);
-	}
-	pthread_mutex_lock(&s->mu);
-	uint32_t half = c->nlines / 2;
-	struct chunk *a = chunk_slice_locked(s, c, 0, half);
-	struct chunk *b = a ? chunk_slice_locked(s, c, half, c->nlines) : NULL;
-	if (!b) {
-		if (a)
-			chunk_put_locked(s, a);
-		push_head_locked(s, c); /* out of memory: try the whole again later */
+	uint32_t n = c->nlines;
+	uint8_t *mark = calloc(n, 1);
+	if (!mark) {
+		pthread_mutex_lock(&s->mu);
+		push_head_locked(s, c); /* out of memory: the whole again, later */
 		pthread_mutex_unlock(&s->mu);
 		s->backoff_until = mono_ns() + s->cfg->retry_initial;
 		return;
 	}
-	push_head_locked(s, b);
-	push_head_locked(s, a);
-	chunk_put_locked(s, c);
+	uint32_t bad = reject_unparsable(s, c, status, msg, msg_len, mark);
+	uint32_t apart = mark_named_fields(c, msg, msg_len, mark);
+	bool halves = !bad && (!apart || apart == n);
+	if (halves) {
+		for (uint32_t i = 0; i < n; i++)
+			mark[i] = i < n / 2 ? LINE_KEEP : LINE_APART;
+		apart = n - n / 2;
+	}
+	int64_t now = mono_ns();
+	if (!s->split_logged_ns || now - s->split_logged_ns >= LOG_REPEAT_NS) {
+		s->split_logged_ns = now;
+		if (halves)
+			s->api->log(
+			        s->stage, CV_LOG_INFO,
+			        "influxdb refused points of a request of %" PRIu32
+			        " (HTTP %ld: %s) without naming them; splitting it to find them",
+			        n, status, short_message(msg, msg_len, m));
+		else
+			s->api->log(s->stage, CV_LOG_INFO,
+			            "influxdb refused points of a request of %" PRIu32
+			            " (HTTP %ld: %s): %" PRIu32 " unparsable rejected, %" PRIu32
+			            " with the named field sent apart, %" PRIu32 " sent again",
+			            n, status, short_message(msg, msg_len, m), bad, apart,
+			            n - bad - apart);
+	}
+	pthread_mutex_lock(&s->mu);
+	if (bad) {
+		/* Settled already: out of the request and of the pending counts. */
+		s->pending_bytes -= chunk_remove(c, mark, LINE_BAD);
+		s->pending_records -= bad;
+		pthread_cond_broadcast(&s->settled_cv);
+	}
+	struct chunk *other = NULL;
+	if (apart && apart < c->nlines) {
+		other = chunk_pick_locked(s, c, mark, LINE_APART);
+		if (other)
+			chunk_remove(c, mark, LINE_APART);
+		else /* out of memory: `c` goes again whole, after a pause */
+			s->backoff_until = mono_ns() + s->cfg->retry_initial;
+	}
+	if (c->nlines)
+		push_head_locked(s, c);
+	else
+		chunk_put_locked(s, c);
+	if (other)
+		push_head_locked(s, other);
 	pthread_mutex_unlock(&s->mu);
+	free(mark);
+}
+
+/* 413: the request is too large for the server. It goes again in halves,
+ * and requests are kept below half its size from now on; a single point is
+ * rejected. */
+static void too_large(struct influx *s, struct chunk *c, long status, const char *msg,
+                      size_t msg_len)
+{
+	char m[MSG_MAX + 4];
+	if (c->nlines == 1) {
+		char reason[MSG_MAX + 96];
+		snprintf(
+		        reason, sizeof reason,
+		        "influxdb refused the point as larger than a request may be (HTTP %ld: %s)",
+		        status, short_message(msg, msg_len, m));
+		chunk_settle(s, c, CV_ACK_REJECTED, reason);
+		return;
+	}
+	size_t refused_bytes = c->body.len;
+	pthread_mutex_lock(&s->mu);
+	size_t limit = refused_bytes / 2 > 1024 ? refused_bytes / 2 : 1024;
+	bool lowered = limit < s->max_bytes;
+	if (lowered)
+		s->max_bytes = limit;
+	/* Its halves go again (the sender halves them further, and every
+	 * queued request, while above the limit). */
+	struct chunk *rest = chunk_split_locked(s, c);
+	push_head_locked(s, c);
+	if (rest)
+		push_head_locked(s, rest);
+	else /* out of memory: the whole again, after a pause */
+		s->backoff_until = mono_ns() + s->cfg->retry_initial;
+	pthread_mutex_unlock(&s->mu);
+	if (lowered)
+		s->api->log(s->stage, CV_LOG_WARN,
+		            "influxdb at %s refused a request of %zu bytes as too large (HTTP %ld: "
+		            "%s): requests are at most %zu bytes from now on; set batch.max_bytes "
+		            "below the server's limit",
+		            s->base_url, refused_bytes, status, short_message(msg, msg_len, m),
+		            limit);
+}
+
+/* The answer refuses every request as the sink is configured: retried like
+ * an outage, logged once, the stage failing until a request succeeds. */
+static void config_error(struct influx *s, struct slot *sl, struct chunk *c, long status,
+                         const char *msg, size_t msg_len)
+{
+	char text[MSG_MAX + 320], m[MSG_MAX + 4];
+	const char *server = msg_len ? short_message(msg, msg_len, m) : "no message";
+	const bool v2 = s->cfg->api == API_V2;
+	switch (status) {
+	case 401:
+		snprintf(text, sizeof text,
+		         "influxdb at %s refused the credentials (HTTP 401: %s): check %s",
+		         s->base_url, server, v2 ? "token" : "username and password");
+		break;
+	case 403:
+		snprintf(text, sizeof text, "influxdb at %s denied the write (HTTP 403: %s): %s",
+		         s->base_url, server,
+		         v2 ? "the token needs write permission on the bucket"
+		            : "the user needs WRITE on the database");
+		break;
+	case 404:
+		snprintf(text, sizeof text,
+		         "influxdb at %s answered not found (HTTP 404: %s): check url and %s",
+		         s->base_url, server, v2 ? "org and bucket" : "database");
+		break;
+	case 400:
+		snprintf(text, sizeof text,
+		         "influxdb at %s refused the request, not its points (HTTP 400: %s): check "
+		         "url (https:// or http://, host, port, a proxy in between)",
+		         s->base_url, server);
+		break;
+	default:
+		snprintf(text, sizeof text,
+		         "influxdb at %s answered HTTP %ld (%s), which no write can pass: check "
+		         "url%s",
+		         s->base_url, status, server,
+		         status >= 300 && status < 400
+		                 ? " (it redirects: use the server's own address)"
+		                 : "");
+		break;
+	}
+	char why[64];
+	snprintf(why, sizeof why, "influxdb refuses the writes (HTTP %ld)", status);
+	curl_off_t retry_after = 0;
+	curl_easy_getinfo(sl->easy, CURLINFO_RETRY_AFTER, &retry_after);
+	/* The same message again is the same failure, not logged again. */
+	s->fail_key = fnv1a(text, 0xcbf29ce484222325ULL) | 1u;
+	retry_later(s, sl, c, text, CV_LOG_ERROR, why, true, retry_after);
 }
 
 static void request_done(struct influx *s, struct slot *sl, CURLcode rc)
@@ -675,100 +1313,106 @@ static void request_done(struct influx *s, struct slot *sl, CURLcode rc)
 	curl_easy_getinfo(sl->easy, CURLINFO_RESPONSE_CODE, &status);
 	s->api->metric_add(s->m_duration, NULL, (double)(mono_ns() - sl->started_ns) / SEC);
 
+	char text[MSG_MAX + 320], m[MSG_MAX + 4];
+	/* A server refusing a request may answer and close before it read the
+	 * whole body (Go's "Client sent an HTTP request to an HTTPS server"):
+	 * the connection is reset, but the answer came and counts. */
+	if ((rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR) && status >= 400)
+		rc = CURLE_OK;
 	if (rc == CURLE_OK)
 		snprintf(s->status_label, sizeof s->status_label, "%ld", status);
 	else
 		snprintf(s->status_label, sizeof s->status_label, "error");
 	s->api->metric_add(s->m_requests, s->status_label, 1);
 
-	char msg[640];
-	s->fail_key = rc != CURLE_OK ? -(int)rc : (int)status;
 	if (rc != CURLE_OK) {
+		s->fail_key = (1ULL << 32) | (uint64_t)rc;
 		const char *detail = sl->errbuf[0] ? sl->errbuf : curl_easy_strerror(rc);
 		if (is_tls_error(rc)) {
 			long verify = 0;
 			curl_easy_getinfo(sl->easy, CURLINFO_SSL_VERIFYRESULT, &verify);
-			snprintf(msg, sizeof msg,
+			snprintf(text, sizeof text,
 			         "TLS with %s failed: %s (curl: %s; certificate verify result %ld: "
 			         "%s)",
 			         s->base_url, tls_cause(rc, verify, detail), detail, verify,
 			         X509_verify_cert_error_string(verify));
-			retry_later(s, sl, c, msg, CV_LOG_ERROR, true, 0);
+			retry_later(s, sl, c, text, CV_LOG_ERROR, "TLS with influxdb fails", false,
+			            0);
 		} else {
-			snprintf(msg, sizeof msg, "request to %s failed: %s", s->base_url, detail);
-			retry_later(s, sl, c, msg, CV_LOG_WARN, true, 0);
+			snprintf(text, sizeof text, "request to %s failed: %s", s->base_url,
+			         detail);
+			retry_later(s, sl, c, text, CV_LOG_WARN, "influxdb cannot be reached",
+			            false, 0);
 		}
+		return;
+	}
+	if (status >= 200 && status < 300) {
+		chunk_settle(s, c, CV_ACK_DELIVERED, NULL);
+		server_answers(s);
 		return;
 	}
 
-	char server[512];
-	server_message(sl->resp, sl->resp_len, server, sizeof server);
-	if (status >= 200 && status < 300) {
-		chunk_settle(s, c, CV_ACK_DELIVERED, NULL);
-		if (s->failures) {
-			s->api->log(s->stage, CV_LOG_INFO,
-			            "influxdb at %s accepts writes again after %" PRIu32
-			            " failed attempts",
-			            s->base_url, s->failures);
-			s->failures = 0;
-			s->logged_key = 0;
+	/* The server's message, whole: the lines it names may be anywhere. */
+	char empty = 0;
+	char *msg = malloc(sl->resp_len + 1);
+	size_t msg_len = msg ? server_message(sl->resp ? sl->resp : "", sl->resp_len, msg) : 0;
+	if (!msg)
+		msg = &empty;
+	switch (classify(status, msg)) {
+	case ANSWER_DELIVERED: break; /* handled above */
+	case ANSWER_BAD_DATA:
+		server_answers(s);
+		refused_points(s, c, status, msg, msg_len);
+		break;
+	case ANSWER_TOO_LARGE:
+		server_answers(s);
+		too_large(s, c, status, msg, msg_len);
+		break;
+	case ANSWER_CONFIG: config_error(s, sl, c, status, msg, msg_len); break;
+	case ANSWER_LATER: {
+		curl_off_t retry_after = 0;
+		curl_easy_getinfo(sl->easy, CURLINFO_RETRY_AFTER, &retry_after);
+		s->fail_key = (uint64_t)status;
+		const char *server = msg_len ? short_message(msg, msg_len, m) : "no message";
+		if (status == 429) {
+			snprintf(text, sizeof text,
+			         "influxdb at %s is throttling writes (HTTP 429: %s)", s->base_url,
+			         server);
+			/* Throttling is the server pacing us, not a failure of this
+			 * stage, unless it goes on. */
+			retry_later(s, sl, c, text, CV_LOG_WARN,
+			            s->failures >= 2 ? "influxdb keeps throttling writes" : NULL,
+			            false, retry_after);
+		} else {
+			snprintf(text, sizeof text, "influxdb at %s answered HTTP %ld: %s",
+			         s->base_url, status, server);
+			retry_later(s, sl, c, text, CV_LOG_WARN, "influxdb fails to write", false,
+			            retry_after);
 		}
-		s->backoff_until = 0;
-		set_healthy(s, true, NULL);
-		return;
-	}
-	if (status == 400 || status == 413 || status == 422) {
-		refused(s, c, status, server[0] ? server : "no message");
-		return;
-	}
-	curl_off_t retry_after = 0;
-	curl_easy_getinfo(sl->easy, CURLINFO_RETRY_AFTER, &retry_after);
-	const bool v2 = s->cfg->api == API_V2;
-	switch (status) {
-	case 401:
-		snprintf(msg, sizeof msg,
-		         "influxdb at %s refused the credentials (HTTP 401: %s): "
-		         "check %s",
-		         s->base_url, server, v2 ? "token" : "username and password");
-		retry_later(s, sl, c, msg, CV_LOG_ERROR, true, retry_after);
-		break;
-	case 403:
-		snprintf(msg, sizeof msg, "influxdb at %s denied the write (HTTP 403: %s): %s",
-		         s->base_url, server,
-		         v2 ? "the token needs write permission on the bucket"
-		            : "the user needs WRITE on the database");
-		retry_later(s, sl, c, msg, CV_LOG_ERROR, true, retry_after);
-		break;
-	case 404:
-		snprintf(msg, sizeof msg,
-		         "influxdb at %s answered not found (HTTP 404: %s): check "
-		         "url and %s",
-		         s->base_url, server, v2 ? "org and bucket" : "database");
-		retry_later(s, sl, c, msg, CV_LOG_ERROR, true, retry_after);
-		break;
-	case 429:
-		snprintf(msg, sizeof msg, "influxdb at %s is throttling writes (HTTP 429: %s)",
-		         s->base_url, server);
-		/* Throttling is the server pacing us, not a failure of this stage,
-		 * unless it goes on. */
-		retry_later(s, sl, c, msg, CV_LOG_WARN, s->failures >= 2, retry_after);
-		break;
-	default:
-		snprintf(msg, sizeof msg, "influxdb at %s answered HTTP %ld: %s", s->base_url,
-		         status, server[0] ? server : "no message");
-		retry_later(s, sl, c, msg, status >= 500 ? CV_LOG_WARN : CV_LOG_ERROR, true,
-		            retry_after);
 		break;
 	}
+	}
+	if (msg != &empty)
+		free(msg);
 }
 
 static size_t on_response(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct slot *sl = arg;
 	size_t n = size * nmemb;
-	size_t room = sizeof sl->resp - sl->resp_len;
-	size_t take = n < room ? n : room;
-	memcpy(sl->resp + sl->resp_len, data, take);
+	size_t take = RESP_MAX - sl->resp_len < n ? RESP_MAX - sl->resp_len : n;
+	if (take && sl->resp_len + take > sl->resp_cap) {
+		size_t cap = sl->resp_cap ? sl->resp_cap : 1024;
+		while (cap < sl->resp_len + take)
+			cap *= 2;
+		char *p = realloc(sl->resp, cap < RESP_MAX ? cap : RESP_MAX);
+		if (!p)
+			return n; /* only the message is cut short */
+		sl->resp = p;
+		sl->resp_cap = cap < RESP_MAX ? cap : RESP_MAX;
+	}
+	if (take)
+		memcpy(sl->resp + sl->resp_len, data, take);
 	sl->resp_len += take;
 	return n;
 }
@@ -818,6 +1462,13 @@ static void *sender_main(void *arg)
 			if (!sl)
 				break;
 			struct chunk *c = pop_head_locked(s);
+			/* Above the size a 413 taught: halved before it is sent. */
+			while (c->nlines > 1 && c->body.len > s->max_bytes) {
+				struct chunk *rest = chunk_split_locked(s, c);
+				if (!rest)
+					break;
+				push_head_locked(s, rest);
+			}
 			s->in_flight++;
 			pthread_mutex_unlock(&s->mu);
 			start_request(s, sl, c);
@@ -1037,6 +1688,8 @@ static void influx_destroy(void *state)
 		for (uint32_t i = 0; i < s->nslots; i++)
 			if (s->slots[i].easy)
 				curl_easy_cleanup(s->slots[i].easy);
+		for (uint32_t i = 0; i < s->nslots; i++)
+			free(s->slots[i].resp);
 		free(s->slots);
 	}
 	if (s->multi)
@@ -1073,56 +1726,100 @@ static bool set(const char *v)
 		return CV_ECONFIG;                                                                 \
 	} while (0)
 
-static int check_config(struct cv_stage *stage, const struct cv_host_api *api,
-                        const struct influx_config *cfg)
+/* What the option schema cannot say, reported at the offending option by
+ * `conveyor validate` and `run` alike (ABI 1.1 check). Touches no file:
+ * init checks that the TLS files can be read. */
+static int influx_check(struct cv_check *ck, const struct cv_host_api *api, const void *config)
 {
+	const struct influx_config *cfg = config;
+	int errors = 0;
+#define CHECK_ERROR(option, ...)                                                                   \
+	do {                                                                                       \
+		api->check_error(ck, option, __VA_ARGS__);                                         \
+		errors++;                                                                          \
+	} while (0)
 	const char *u = cfg->url;
 	bool https = strncasecmp(u, "https://", 8) == 0;
 	if (!https && strncasecmp(u, "http://", 7) != 0)
-		CONFIG_ERROR("url must start with https:// or http://");
+		CHECK_ERROR("url", "must start with https:// or http://");
 	CURLU *h = curl_url();
 	if (!h)
 		return CV_ENOMEM;
 	CURLUcode uc = curl_url_set(h, CURLUPART_URL, u, 0);
-	char *user = NULL, *query = NULL, *fragment = NULL;
+	char *user = NULL, *password = NULL, *query = NULL, *fragment = NULL;
 	if (uc == CURLUE_OK) {
 		curl_url_get(h, CURLUPART_USER, &user, 0);
+		curl_url_get(h, CURLUPART_PASSWORD, &password, 0);
 		curl_url_get(h, CURLUPART_QUERY, &query, 0);
 		curl_url_get(h, CURLUPART_FRAGMENT, &fragment, 0);
 	}
-	bool has_user = user != NULL, has_query = query || fragment;
+	bool has_user = user || password, has_query = query || fragment;
 	curl_free(user);
+	curl_free(password);
 	curl_free(query);
 	curl_free(fragment);
 	curl_url_cleanup(h);
-	/* The url is logged in errors, so it must hold no secret. */
-	if (uc != CURLUE_OK)
-		CONFIG_ERROR("url is not a valid URL (%s)", curl_url_strerror(uc));
+	/* The url is logged in errors, so it must hold no secret; never echo it. */
+	if (uc != CURLUE_OK && errors == 0)
+		CHECK_ERROR("url", "not a valid URL (%s)", curl_url_strerror(uc));
 	if (has_user)
-		CONFIG_ERROR("url must not contain credentials: use username/password or token");
+		CHECK_ERROR("url", "must not contain credentials: give them as username and "
+		                   "password (or password_file), or as token (or token_file)");
 	if (has_query)
-		CONFIG_ERROR("url must be the server's base URL, without a query or fragment "
-		             "(the sink adds /write or /api/v2/write and their parameters)");
+		CHECK_ERROR("url", "must be the server's base URL, without a query or fragment "
+		                   "(the sink adds /write or /api/v2/write and their parameters)");
 
+	static const char *const v1_only[] = {"database", "retention_policy", "username",
+	                                      "password"};
+	static const char *const v2_only[] = {"org", "bucket", "token"};
 	if (cfg->api == API_V1) {
 		if (!set(cfg->database))
-			CONFIG_ERROR("api v1 needs database");
-		if (set(cfg->org) || set(cfg->bucket) || set(cfg->token))
-			CONFIG_ERROR("org, bucket and token belong to api v2; with api v1 use "
-			             "database, username and password");
+			CHECK_ERROR("database", "api v1 needs database");
+		for (size_t i = 0; i < 3; i++)
+			if (api->option_given(ck, v2_only[i]))
+				CHECK_ERROR(v2_only[i],
+				            "belongs to api v2 (org, bucket, token); with "
+				            "api v1 use database, username and password");
 		if (set(cfg->password) && !set(cfg->username))
-			CONFIG_ERROR("password is set but username is not");
+			CHECK_ERROR("password", "is set but username is not");
 	} else {
-		if (!set(cfg->org) || !set(cfg->bucket) || !set(cfg->token))
-			CONFIG_ERROR("api v2 needs org, bucket and token (or token_file)%s%s%s",
-			             set(cfg->org) ? "" : "; org is missing",
-			             set(cfg->bucket) ? "" : "; bucket is missing",
-			             set(cfg->token) ? "" : "; token is missing");
-		if (set(cfg->database) || set(cfg->username) || set(cfg->password) ||
-		    set(cfg->retention_policy))
-			CONFIG_ERROR("database, retention_policy, username and password belong to "
-			             "api v1; with api v2 use org, bucket and token");
+		const char *v2_values[] = {cfg->org, cfg->bucket, cfg->token};
+		for (size_t i = 0; i < 3; i++)
+			if (!set(v2_values[i]))
+				CHECK_ERROR("api", "api v2 needs %s%s", v2_only[i],
+				            i == 2 ? " (or token_file)" : "");
+		for (size_t i = 0; i < 4; i++)
+			if (api->option_given(ck, v1_only[i]))
+				CHECK_ERROR(v1_only[i],
+				            "belongs to api v1 (database, retention_policy, "
+				            "username, password); with api v2 use org, "
+				            "bucket and token");
 	}
+	if (set(cfg->tls_key_file) && !set(cfg->tls_cert_file))
+		CHECK_ERROR("tls.key_file", "is set but tls.cert_file is not: a client key "
+		                            "needs its certificate");
+	if (set(cfg->tls_cert_file) && !set(cfg->tls_key_file))
+		CHECK_ERROR("tls.cert_file", "is set but tls.key_file is not: a client "
+		                             "certificate needs its key");
+	const char *tls_options[] = {"tls.ca_file", "tls.cert_file", "tls.key_file",
+	                             "tls.insecure_skip_verify"};
+	bool tls_set[] = {set(cfg->tls_ca_file), set(cfg->tls_cert_file), set(cfg->tls_key_file),
+	                  cfg->tls_insecure_skip_verify};
+	for (size_t i = 0; !https && i < 4; i++)
+		if (tls_set[i])
+			CHECK_ERROR(tls_options[i], "TLS options need an https:// url");
+	if (cfg->retry_max < cfg->retry_initial)
+		CHECK_ERROR(api->option_given(ck, "retry.max") ? "retry.max" : "retry.initial",
+		            "retry.max (%gs) is shorter than retry.initial (%gs)",
+		            (double)cfg->retry_max / SEC, (double)cfg->retry_initial / SEC);
+#undef CHECK_ERROR
+	return errors ? CV_ECONFIG : 0;
+}
+
+/* What only the machine that runs the sink can check, and warnings. */
+static int check_environment(struct cv_stage *stage, const struct cv_host_api *api,
+                             const struct influx_config *cfg)
+{
 	const char *files[][2] = {{"tls.ca_file", cfg->tls_ca_file},
 	                          {"tls.cert_file", cfg->tls_cert_file},
 	                          {"tls.key_file", cfg->tls_key_file}};
@@ -1131,13 +1828,7 @@ static int check_config(struct cv_stage *stage, const struct cv_host_api *api,
 			CONFIG_ERROR("%s %s cannot be read: %s", files[i][0], files[i][1],
 			             strerror(errno));
 	}
-	if (set(cfg->tls_key_file) && !set(cfg->tls_cert_file))
-		CONFIG_ERROR("tls.key_file is set but tls.cert_file is not");
-	if (!https &&
-	    (set(cfg->tls_ca_file) || set(cfg->tls_cert_file) || cfg->tls_insecure_skip_verify))
-		CONFIG_ERROR("tls options are set but url is not https://");
-	if (cfg->retry_max < cfg->retry_initial)
-		CONFIG_ERROR("retry.max is shorter than retry.initial");
+	bool https = strncasecmp(cfg->url, "https://", 8) == 0;
 	if (!https && (set(cfg->password) || set(cfg->token)))
 		api->log(stage, CV_LOG_WARN,
 		         "url is plain http://: credentials and data travel unencrypted");
@@ -1283,7 +1974,7 @@ static int influx_init(struct cv_stage *stage, const struct cv_host_api *api, co
                        void **state)
 {
 	const struct influx_config *cfg = config;
-	int rc = check_config(stage, api, cfg);
+	int rc = check_environment(stage, api, cfg);
 	if (rc)
 		return rc;
 	pthread_once(&curl_once, curl_init_once);
@@ -1379,4 +2070,5 @@ CV_PLUGIN_EXPORT const struct cv_plugin cv_plugin_descriptor = {
         .destroy = influx_destroy,
         .write = influx_write,
         .flush = influx_flush,
+        .check = influx_check,
 };

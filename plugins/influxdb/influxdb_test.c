@@ -5,7 +5,12 @@
  *
  * The server speaks just enough HTTP/1.1 (keep-alive, Content-Length bodies)
  * and behaves like InfluxDB 1.x: a body holding a line with the measurement
- * "BAD" is refused with 400 as a whole; otherwise its lines are stored.
+ * "BAD" is refused with 400; as a whole with "field type conflict" (naming
+ * nothing), or, with `name_bad`, as influxd refuses unparsable lines: it
+ * stores the other lines and quotes each bad one ("partial write: unable to
+ * parse 'LINE': ..."), its JSON escaping every byte past ASCII. A body
+ * larger than `max_accept` gets 413. The integration tests run the real
+ * influxd; this server scripts what it cannot (proxies, exact counts).
  */
 #include <arpa/inet.h>
 #include <dlfcn.h>
@@ -14,6 +19,8 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,18 +36,25 @@
 
 #include "testing/stage_harness.h"
 
-#define MAX_REQ 4096
+#define MAX_CONNS 256
 
 struct server {
 	int fd;
 	int port;
 	pthread_t thread;
-	volatile int quit;
+	atomic_bool quit;
+	atomic_bool stall; /* hold answers while set */
 	pthread_mutex_t mu;
-	/* script: answer the first `fail_count` requests with `fail_status` */
+	pthread_t conns[MAX_CONNS]; /* connection threads, joined at stop */
+	int nconns;
+	/* script: answer the first `fail_count` requests with `fail_status` and
+	 * `fail_body` (NULL: a JSON error) of type `fail_type` */
 	int fail_count;
 	int fail_status;
-	volatile int stall; /* hold answers while set */
+	const char *fail_body;
+	const char *fail_type;
+	bool name_bad;     /* refuse BAD lines as unparsable, naming them */
+	size_t max_accept; /* larger bodies get 413; 0: no limit */
 	/* what arrived */
 	int requests;
 	int status_count[600];
@@ -49,6 +63,7 @@ struct server {
 	char last_target[512];
 	char last_auth[256];
 	char last_encoding[64];
+	size_t request_bytes[64]; /* body sizes of the first requests */
 };
 
 static struct server srv;
@@ -59,20 +74,95 @@ static void *conn_main(void *arg);
 static void *server_main(void *arg)
 {
 	(void)arg;
-	while (!srv.quit) {
+	while (!atomic_load(&srv.quit)) {
 		struct pollfd p = {.fd = srv.fd, .events = POLLIN};
 		if (poll(&p, 1, 50) <= 0)
 			continue;
 		int c = accept(srv.fd, NULL, NULL);
 		if (c < 0)
 			continue;
-		pthread_t t;
-		if (pthread_create(&t, NULL, conn_main, (void *)(intptr_t)c) == 0)
-			pthread_detach(t);
-		else
+		pthread_mutex_lock(&srv.mu);
+		if (srv.nconns == MAX_CONNS || pthread_create(&srv.conns[srv.nconns], NULL,
+		                                              conn_main, (void *)(intptr_t)c) != 0)
 			close(c);
+		else
+			srv.nconns++;
+		pthread_mutex_unlock(&srv.mu);
 	}
 	return NULL;
+}
+
+/* `n` bytes as the body of a JSON string, as Go's encoder writes them, but
+ * escaping every character past ASCII (\uXXXX, surrogate pairs past the
+ * BMP): what a client must decode to find a quoted line. */
+static size_t json_escape(const char *in, size_t n, char *out)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n;) {
+		unsigned char c = (unsigned char)in[i];
+		if (c == '"' || c == '\\') {
+			out[o++] = '\\';
+			out[o++] = (char)c;
+			i++;
+			continue;
+		}
+		if (c >= 0x20 && c < 0x80 && c != '<' && c != '>' && c != '&') {
+			out[o++] = (char)c;
+			i++;
+			continue;
+		}
+		uint32_t cp = c;
+		size_t len = 1;
+		if (c >= 0xF0) {
+			cp = c & 0x07;
+			len = 4;
+		} else if (c >= 0xE0) {
+			cp = c & 0x0F;
+			len = 3;
+		} else if (c >= 0xC0) {
+			cp = c & 0x1F;
+			len = 2;
+		}
+		for (size_t k = 1; k < len && i + k < n; k++)
+			cp = cp << 6 | ((unsigned char)in[i + k] & 0x3F);
+		i += len;
+		if (cp >= 0x10000) {
+			cp -= 0x10000;
+			o += (size_t)sprintf(out + o, "\\u%04x\\u%04x", 0xD800 + (cp >> 10),
+			                     0xDC00 + (cp & 0x3FF));
+		} else {
+			o += (size_t)sprintf(out + o, "\\u%04x", cp);
+		}
+	}
+	return o;
+}
+
+/* The 400 answer naming each BAD line of `body` as unparsable (1.x's
+ * {"error":...}, 2.x's {"code":"invalid","message":...}); stores the
+ * others. Under mu. */
+static char *name_bad_lines(const char *body, size_t len, bool v2, size_t *resp_len)
+{
+	char *msg = malloc(len * 12 + 128);
+	size_t o = (size_t)sprintf(msg, "%s",
+	                           v2 ? "{\"code\":\"invalid\",\"message\":\""
+	                              : "{\"error\":\"partial write: ");
+	bool first = true;
+	for (const char *p = body; p < body + len;) {
+		const char *eol = memchr(p, '\n', (size_t)(body + len - p));
+		size_t l = (size_t)(eol - p);
+		if (l >= 3 && !memcmp(p, "BAD", 3)) {
+			o += (size_t)sprintf(msg + o, "%sunable to parse '", first ? "" : "\\n");
+			o += json_escape(p, l, msg + o);
+			o += (size_t)sprintf(msg + o, "': invalid field format");
+			first = false;
+		} else {
+			srv.stored_lines++;
+		}
+		p = eol + 1;
+	}
+	o += (size_t)sprintf(msg + o, " dropped=0\"}");
+	*resp_len = o;
+	return msg;
 }
 
 static const char *header(const char *head, const char *name, char *out, size_t n)
@@ -124,7 +214,7 @@ static void *conn_main(void *arg)
 			if (len == cap)
 				goto out;
 			struct pollfd p = {.fd = c, .events = POLLIN};
-			if (srv.quit || poll(&p, 1, 100) < 0)
+			if (atomic_load(&srv.quit) || poll(&p, 1, 100) < 0)
 				goto out;
 			if (!(p.revents & (POLLIN | POLLHUP)))
 				continue;
@@ -159,7 +249,12 @@ static void *conn_main(void *arg)
 			body = plain;
 		}
 		int status = 204;
+		char *named = NULL;
+		size_t named_len = 0;
+		const char *fail_body = NULL, *fail_type = "application/json";
 		pthread_mutex_lock(&srv.mu);
+		if (srv.requests < 64)
+			srv.request_bytes[srv.requests] = blen;
 		srv.requests++;
 		if (blen > srv.max_body)
 			srv.max_body = blen;
@@ -167,15 +262,23 @@ static void *conn_main(void *arg)
 		snprintf(srv.last_auth, sizeof srv.last_auth, "%s",
 		         header(head, "Authorization", auth, sizeof auth));
 		snprintf(srv.last_encoding, sizeof srv.last_encoding, "%s", enc);
-		int stall = srv.stall;
 		if (srv.fail_count > 0) {
 			srv.fail_count--;
 			status = srv.fail_status;
+			fail_body = srv.fail_body;
+			if (srv.fail_type)
+				fail_type = srv.fail_type;
 		} else if (!body || (blen && body[blen - 1] != '\n')) {
 			status = 400;
+		} else if (srv.max_accept && blen > srv.max_accept) {
+			status = 413;
 		} else if (memmem(body, blen, "\nBAD", 4) ||
 		           (blen >= 3 && !memcmp(body, "BAD", 3))) {
 			status = 400;
+			if (srv.name_bad)
+				named = name_bad_lines(body, blen,
+				                       strncmp(srv.last_target, "/api/v2/", 8) == 0,
+				                       &named_len);
 		} else {
 			for (size_t i = 0; i < blen; i++)
 				srv.stored_lines += body[i] == '\n';
@@ -183,25 +286,31 @@ static void *conn_main(void *arg)
 		srv.status_count[status]++;
 		pthread_mutex_unlock(&srv.mu);
 		free(plain);
-		if (stall) {
-			while (!srv.quit && srv.stall)
-				usleep(10000);
-			if (srv.quit)
-				goto out;
+		while (atomic_load(&srv.stall) && !atomic_load(&srv.quit))
+			usleep(10000);
+		if (atomic_load(&srv.quit)) {
+			free(named);
+			goto out;
 		}
-		char resp[512];
-		const char *msg = status == 400
-		                          ? "{\"error\":\"partial write: bad point dropped=1\"}"
-		                          : "{\"error\":\"try later\"}";
+		char head_out[256];
+		const char *msg = named           ? named
+		                  : fail_body     ? fail_body
+		                  : status == 400 ? "{\"error\":\"field type conflict\"}"
+		                  : status == 413 ? "{\"error\":\"Request Entity Too Large\"}"
+		                                  : "{\"error\":\"try later\"}";
+		size_t msg_len = named ? named_len : strlen(msg);
 		int n;
 		if (status == 204)
-			n = snprintf(resp, sizeof resp, "HTTP/1.1 204 No Content\r\n\r\n");
+			n = snprintf(head_out, sizeof head_out, "HTTP/1.1 204 No Content\r\n\r\n");
 		else
-			n = snprintf(resp, sizeof resp,
-			             "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
-			             "Retry-After: 0\r\nContent-Length: %zu\r\n\r\n%s",
-			             status, strlen(msg), msg);
-		if (write(c, resp, (size_t)n) != n)
+			n = snprintf(head_out, sizeof head_out,
+			             "HTTP/1.1 %d X\r\nContent-Type: %s\r\n"
+			             "Retry-After: 0\r\nContent-Length: %zu\r\n\r\n",
+			             status, fail_type, msg_len);
+		bool ok = write(c, head_out, (size_t)n) == n &&
+		          (status == 204 || write(c, msg, msg_len) == (ssize_t)msg_len);
+		free(named);
+		if (!ok)
 			goto out;
 		memmove(buf, buf + head_len + body_len, len - head_len - body_len);
 		len -= head_len + body_len;
@@ -230,10 +339,12 @@ static int server_start(void **unused)
 static int server_stop(void **unused)
 {
 	(void)unused;
-	srv.quit = 1;
+	atomic_store(&srv.quit, true);
 	pthread_join(srv.thread, NULL);
 	close(srv.fd);
-	usleep(150000); /* connection threads see quit and end */
+	/* Each connection thread sees quit within its 100 ms poll and ends. */
+	for (int i = 0; i < srv.nconns; i++)
+		pthread_join(srv.conns[i], NULL);
 	pthread_mutex_destroy(&srv.mu);
 	return 0;
 }
@@ -262,8 +373,25 @@ static bool wait_acked(struct harness *h, uint64_t want)
 	return false;
 }
 
-/* Fills a fresh batch with n points m,line=L v=<i> seq=<i>i; names[i] (if
- * given) overrides the measurement. */
+/* What the server saw, read under its lock. */
+static int seen(int status)
+{
+	pthread_mutex_lock(&srv.mu);
+	int n = status ? srv.status_count[status] : srv.requests;
+	pthread_mutex_unlock(&srv.mu);
+	return n;
+}
+
+static bool wait_seen(int status, int want)
+{
+	for (int i = 0; i < 1000 && seen(status) < want; i++)
+		usleep(10000);
+	return seen(status) >= want;
+}
+
+/* Fills a fresh batch with n points m,line=L1 v=<i/2> seq=<i>i; with
+ * bad_every, every so many is a point the server refuses (measurement
+ * "BAD", a tag value that JSON must escape). */
 static struct cv_batch *make_batch(struct harness *h, uint32_t n, const char *bad_every)
 {
 	const struct cv_host_api *api = harness_api(h);
@@ -276,7 +404,9 @@ static struct cv_batch *make_batch(struct harness *h, uint32_t n, const char *ba
 		r->measurement = bad ? "BAD" : "m";
 		r->measurement_len = bad ? 3 : 1;
 		struct cv_tag *t = api->batch_alloc(b, sizeof *t);
-		*t = (struct cv_tag){"line", "L1", 4, 2};
+		static const char hostile[] = "a<&>\"\xc3\xbc\xf0\x9f\x98\x80\\x"; /* ü, U+1F600 */
+		*t = bad ? (struct cv_tag){"line", hostile, 4, sizeof hostile - 1}
+		         : (struct cv_tag){"line", "L1", 4, 2};
 		r->tags = t;
 		r->ntags = 1;
 		r->timestamp = 1700000000000000000LL + i;
@@ -374,6 +504,113 @@ static void test_refused_points_narrowed_down(void **unused)
 	harness_close(h);
 }
 
+/* influxd names unparsable lines: they are rejected from the answer, the
+ * rest is sent once more; no splitting. The names are found after decoding
+ * the JSON (\\uXXXX escapes, surrogate pairs). */
+static void test_named_lines_rejected_from_the_answer(void **unused)
+{
+	(void)unused;
+	pthread_mutex_lock(&srv.mu);
+	srv.name_bad = true;
+	pthread_mutex_unlock(&srv.mu);
+	struct harness *h = open_sink("batch.max_records: 1000");
+	struct cv_batch *b = make_batch(h, 256, "16");
+	assert_int_equal(harness_write(h, b), 0);
+	assert_true(wait_acked(h, 256));
+	assert_int_equal(harness_acked(h, CV_ACK_REJECTED), 16);
+	assert_int_equal(harness_acked(h, CV_ACK_DELIVERED), 240);
+	assert_int_equal(harness_dead_lettered(h), 0); /* the harness has no destination */
+	/* One refusal, one resend of the 240 good points, which the partial
+	 * write had stored already (a resent point overwrites itself). */
+	assert_int_equal(seen(400), 1);
+	assert_int_equal(seen(204), 1);
+	assert_int_equal(srv.stored_lines, 480);
+	harness_close(h);
+}
+
+/* A 400 that is not about the points (plain HTTP to an HTTPS port, a
+ * proxy's page, a missing parameter) rejects nothing: retried until the
+ * server takes the points. */
+static void test_request_errors_not_about_points_retried(void **unused)
+{
+	(void)unused;
+	static const char *const bodies[][2] = {
+	        {"Client sent an HTTP request to an HTTPS server.\n", "text/plain"},
+	        {"<html>\r\n<head><title>400 Bad Request</title></head>\r\n<body>\r\n<center>"
+	         "<h1>400 Bad Request</h1></center>\r\n<hr><center>nginx</center>\r\n</body>"
+	         "</html>\r\n",
+	         "text/html"},
+	        {"{\"error\":\"database is required\"}", "application/json"},
+	};
+	struct harness *h = open_sink("batch.max_records: 1000");
+	uint64_t total = 0;
+	for (size_t k = 0; k < sizeof bodies / sizeof bodies[0]; k++) {
+		int before = seen(400);
+		pthread_mutex_lock(&srv.mu);
+		srv.fail_count = 1000000;
+		srv.fail_status = 400;
+		srv.fail_body = bodies[k][0];
+		srv.fail_type = bodies[k][1];
+		pthread_mutex_unlock(&srv.mu);
+		/* Splitting 8 points down to single ones takes 15 requests: 20
+		 * refusals with nothing rejected mean none was split off. */
+		struct cv_batch *b = make_batch(h, 8, NULL);
+		assert_int_equal(harness_write(h, b), 0);
+		assert_true(wait_seen(400, before + 20));
+		assert_int_equal(harness_acked(h, CV_ACK_REJECTED), 0);
+		assert_int_equal(harness_acked(h, CV_ACK_DELIVERED), total);
+		pthread_mutex_lock(&srv.mu);
+		srv.fail_count = 0;
+		pthread_mutex_unlock(&srv.mu);
+		total += 8;
+		assert_true(wait_acked(h, total));
+		assert_int_equal(harness_acked(h, CV_ACK_DELIVERED), total);
+	}
+	assert_int_equal(srv.stored_lines, total);
+	harness_close(h);
+}
+
+/* 413: the request is halved until it passes, later requests stay below
+ * the refused size, and a point too large on its own is rejected. */
+static void test_too_large_requests_split(void **unused)
+{
+	(void)unused;
+	pthread_mutex_lock(&srv.mu);
+	srv.max_accept = 4096;
+	pthread_mutex_unlock(&srv.mu);
+	struct harness *h = open_sink("batch.max_records: 1000");
+	struct cv_batch *b = make_batch(h, 300, NULL); /* about 13 KB */
+	assert_int_equal(harness_write(h, b), 0);
+	assert_true(wait_acked(h, 300));
+	assert_int_equal(harness_acked(h, CV_ACK_DELIVERED), 300);
+	int refused = seen(413);
+	assert_true(refused >= 1);
+	/* The next requests are sized below what was refused: no more 413. */
+	b = make_batch(h, 300, NULL);
+	assert_int_equal(harness_write(h, b), 0);
+	assert_true(wait_acked(h, 600));
+	assert_int_equal(harness_acked(h, CV_ACK_DELIVERED), 600);
+	assert_int_equal(seen(413), refused);
+	assert_int_equal(srv.stored_lines, 600);
+	/* A point larger than the server takes is rejected, alone. */
+	const struct cv_host_api *api = harness_api(h);
+	b = make_batch(h, 3, NULL);
+	static char big[6000];
+	memset(big, 'x', sizeof big);
+	struct cv_field *f = cv_record_add_field(api, b, &b->records[1]);
+	assert_non_null(f);
+	*f = (struct cv_field){.key = "s",
+	                       .key_len = 1,
+	                       .type = CV_FIELD_STRING,
+	                       .str_len = sizeof big,
+	                       .v.s = big};
+	assert_int_equal(harness_write(h, b), 0);
+	assert_true(wait_acked(h, 603));
+	assert_int_equal(harness_acked(h, CV_ACK_REJECTED), 1);
+	assert_int_equal(harness_acked(h, CV_ACK_DELIVERED), 602);
+	harness_close(h);
+}
+
 static void test_retries_until_2xx(void **unused)
 {
 	(void)unused;
@@ -398,9 +635,7 @@ static void test_retries_until_2xx(void **unused)
 	pthread_mutex_unlock(&srv.mu);
 	b = make_batch(h, 10, NULL);
 	assert_int_equal(harness_write(h, b), 0);
-	for (int i = 0; i < 100 && srv.status_count[401] < 3; i++)
-		usleep(10000);
-	assert_true(srv.status_count[401] >= 3);
+	assert_true(wait_seen(401, 3));
 	/* counts are cumulative over the harness's batches */
 	assert_int_equal(harness_acked(h, CV_ACK_DELIVERED), 100);
 	pthread_mutex_lock(&srv.mu);
@@ -447,21 +682,29 @@ static void test_v2_and_gzip(void **unused)
 	                    "/api/v2/write?org=my%20org&bucket=b%2F1&precision=ns");
 	assert_string_equal(srv.last_auth, "Token tok en");
 	assert_string_equal(srv.last_encoding, "gzip");
+
+	/* 2.x names unparsable lines in "message": rejected from the answer. */
+	pthread_mutex_lock(&srv.mu);
+	srv.name_bad = true;
+	pthread_mutex_unlock(&srv.mu);
+	b = make_batch(h, 64, "16");
+	assert_int_equal(harness_write(h, b), 0);
+	assert_true(wait_acked(h, 564));
+	assert_int_equal(harness_acked(h, CV_ACK_REJECTED), 4);
+	assert_int_equal(harness_acked(h, CV_ACK_DELIVERED), 560);
+	assert_int_equal(seen(400), 1);
 	harness_close(h);
 }
 
 static void test_flush_deadline_and_shutdown_fail(void **unused)
 {
 	(void)unused;
-	pthread_mutex_lock(&srv.mu);
-	srv.stall = 1;
-	pthread_mutex_unlock(&srv.mu);
+	atomic_store(&srv.stall, true);
 	struct harness *h = open_sink("timeout: 10s");
 	struct cv_batch *b = make_batch(h, 20, NULL);
 	assert_int_equal(harness_write(h, b), 0);
-	for (int i = 0; i < 200 && srv.requests < 1; i++)
-		usleep(10000);
-	assert_int_equal(srv.requests, 1);
+	assert_true(wait_seen(0, 1));
+	assert_int_equal(seen(0), 1);
 	const struct cv_host_api *api = harness_api(h);
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -470,7 +713,7 @@ static void test_flush_deadline_and_shutdown_fail(void **unused)
 	double waited = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
 	assert_true(waited >= 0.15 && waited < 3.0);
 	assert_int_equal(harness_acked(h, CV_ACK_DELIVERED), 0);
-	srv.stall = 0; /* the stalled request is answered now: close is quick */
+	atomic_store(&srv.stall, false); /* answered now: close is quick */
 	harness_close(h);
 }
 
@@ -490,6 +733,12 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_byte_limit_splits_requests, server_start,
 	                                        server_stop),
 	        cmocka_unit_test_setup_teardown(test_refused_points_narrowed_down, server_start,
+	                                        server_stop),
+	        cmocka_unit_test_setup_teardown(test_named_lines_rejected_from_the_answer,
+	                                        server_start, server_stop),
+	        cmocka_unit_test_setup_teardown(test_request_errors_not_about_points_retried,
+	                                        server_start, server_stop),
+	        cmocka_unit_test_setup_teardown(test_too_large_requests_split, server_start,
 	                                        server_stop),
 	        cmocka_unit_test_setup_teardown(test_retries_until_2xx, server_start, server_stop),
 	        cmocka_unit_test_setup_teardown(test_unencodable_rejected, server_start,

@@ -225,6 +225,31 @@ static void test_too_large_and_small_queue(void **state)
 	                         200);
 }
 
+/* The host flushes in slices of its drain deadline: a slice that ends
+ * before every report came fails nothing, and the next slice delivers. */
+static void test_flush_slice_fails_nothing(void **state)
+{
+	struct harness *out;
+	/* A long linger: nothing can be delivered before the first flush. */
+	assert_int_equal(harness_open(out_plugin,
+	                              "{brokers: embedded, topic: slice,"
+	                              " properties: {linger.ms: '1000'}}",
+	                              64, &out),
+	                 0);
+	struct cv_batch *b = harness_batch(out);
+	add_records(out, b, 1, 50);
+	assert_int_equal(harness_write(out, b), 0);
+	assert_int_equal(out_plugin->flush(harness_state(out), harness_api(out)->now_ns()),
+	                 CV_EAGAIN);
+	assert_int_equal(harness_acked(out, CV_ACK_FAILED), 0);
+	assert_int_equal(out_plugin->flush(harness_state(out),
+	                                   harness_api(out)->now_ns() + 10 * 1000000000LL),
+	                 0);
+	assert_int_equal(harness_acked(out, CV_ACK_DELIVERED), 50);
+	assert_int_equal(harness_acked(out, CV_ACK_FAILED), 0);
+	harness_close(out);
+}
+
 static void test_bad_options(void **state)
 {
 	struct harness *h = NULL;
@@ -253,6 +278,7 @@ int main(void)
 	        cmocka_unit_test(test_dead_letters),
 	        cmocka_unit_test(test_unencodable_record_rejected),
 	        cmocka_unit_test(test_too_large_and_small_queue),
+	        cmocka_unit_test(test_flush_slice_fails_nothing),
 	        cmocka_unit_test(test_bad_options),
 	};
 	return cmocka_run_group_tests(tests, setup_group, NULL);

@@ -6,8 +6,8 @@
  *     value * factor + offset        (optionally rounded to `decimals`)
  *
  * and writes the result back into the field or into a new field. A record
- * without the field (or with a non-numeric one) is dead-lettered, dropped or
- * passed on unchanged, as the `missing` option says.
+ * without the field (or with a non-numeric one) is rejected (dead-lettered),
+ * dropped or passed on unchanged, as the `missing` option says.
  *
  *     transforms:
  *       - { plugin: ./scale.so, field: speed_ms, factor: 3.6, output_field: speed_kmh }
@@ -16,7 +16,9 @@
  * descriptor's `name` (it must match the file name NAME.so when specs load the
  * plugin by name), and replace the options and process(). Everything a plugin
  * may use is in <conveyor/plugin.h>; a plugin links nothing of the host.
- * sdk/README.md explains the rules this file follows.
+ * scale_test.c beside it unit-tests it against the real host's batches
+ * (<conveyor/test_harness.h>). sdk/README.md explains the rules this file
+ * follows.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -28,19 +30,13 @@
 
 #include <conveyor/plugin.h>
 
-#define SCALE_VERSION "1.0.0"
-
 /* ------------------------------------------------------------------------ */
 /* Options                                                                   */
 /* ------------------------------------------------------------------------ */
 
 /* What to do with a record whose field is missing or not a number. The enum's
  * order is the order of `missing_names`: the host stores the index. */
-enum scale_missing {
-	MISSING_DEAD_LETTER = 0,
-	MISSING_DROP = 1,
-	MISSING_KEEP = 2,
-};
+enum scale_missing { MISSING_REJECT, MISSING_DROP, MISSING_KEEP };
 static const char *const missing_names[] = {"dead_letter", "drop", "keep", NULL};
 
 /* The config struct. The host validates the stage's options against
@@ -49,72 +45,64 @@ static const char *const missing_names[] = {"dead_letter", "drop", "keep", NULL}
  * and the strings it points to belong to the host and live until destroy(),
  * so the plugin keeps pointers into it instead of copying. */
 struct scale_config {
-	const char *field;        /* CV_OPT_STRING: never NULL (required) */
-	double factor;            /* CV_OPT_DOUBLE */
-	double offset;            /* CV_OPT_DOUBLE */
-	const char *output_field; /* CV_OPT_STRING: NULL when not given (no default) */
-	int64_t decimals;         /* CV_OPT_INT is always int64_t */
-	int missing;              /* CV_OPT_ENUM is an int: enum scale_missing */
+	struct cv_field_name field;        /* a name and its length, measured by the host */
+	double factor;                     /* CV_OPT_DOUBLE */
+	double offset;                     /* CV_OPT_DOUBLE */
+	struct cv_field_name output_field; /* name NULL when not given (no default) */
+	int64_t decimals;                  /* CV_OPT_INT is always int64_t */
+	int missing;                       /* CV_OPT_ENUM is an int: enum scale_missing */
 };
-
-#define OPT(member) offsetof(struct scale_config, member)
 
 /* The option schema: the host validates the spec with it (`conveyor
  * validate`), fills struct scale_config with it, and prints it as the
- * plugin's documentation (`conveyor plugins scale`). Defaults are text,
- * parsed like a user's value. The array ends with {0}. */
-/* clang-format off */
+ * plugin's documentation (`conveyor plugins scale`). CV_OPTION names each
+ * option as its member; defaults are text, parsed like a user's value; the
+ * bounds say what init would otherwise check by hand. The array ends with
+ * {0}. */
 static const struct cv_option scale_options[] = {
-	{ .name = "field",
-	  .type = CV_OPT_STRING,
-	  .flags = CV_OPT_REQUIRED,
-	  .offset = OPT(field),
-	  .description = "the numeric field (float or integer) to scale" },
-	{ .name = "factor",
-	  .type = CV_OPT_DOUBLE,
-	  .default_value = "1",
-	  .offset = OPT(factor),
-	  .description = "multiplier applied first" },
-	{ .name = "offset",
-	  .type = CV_OPT_DOUBLE,
-	  .default_value = "0",
-	  .offset = OPT(offset),
-	  .description = "added after multiplying" },
-	{ .name = "output_field",
-	  .type = CV_OPT_STRING,
-	  .offset = OPT(output_field),
-	  .description = "field to write the result to (default: overwrite `field`)" },
-	{ .name = "decimals",
-	  .type = CV_OPT_INT,
-	  .flags = CV_OPT_HAS_MIN | CV_OPT_HAS_MAX,
-	  .default_value = "-1",
-	  .min = -1,
-	  .max = 15,
-	  .offset = OPT(decimals),
-	  .description = "round the result to this many decimal places; -1 keeps all" },
-	{ .name = "missing",
-	  .type = CV_OPT_ENUM,
-	  .default_value = "dead_letter",
-	  .enum_values = missing_names,
-	  .offset = OPT(missing),
-	  .description = "records lacking a numeric `field`: dead_letter (drop and write to "
-	                 "the pipeline's dead_letter file), drop, or keep (pass unchanged)" },
-	{ 0 },
+        CV_OPTION(struct scale_config, field, CV_OPT_FIELD_NAME, .flags = CV_OPT_REQUIRED,
+                  .description = "the numeric field (float or integer) to scale"),
+        CV_OPTION(struct scale_config, factor, CV_OPT_DOUBLE, .default_value = "1",
+                  .description = "multiplier applied first"),
+        CV_OPTION(struct scale_config, offset, CV_OPT_DOUBLE, .default_value = "0",
+                  .description = "added after multiplying"),
+        CV_OPTION(struct scale_config, output_field, CV_OPT_FIELD_NAME,
+                  .description = "field to write the result to (default: overwrite `field`)"),
+        CV_OPTION(struct scale_config, decimals, CV_OPT_INT,
+                  .flags = CV_OPT_HAS_MIN | CV_OPT_HAS_MAX, .default_value = "-1", .min = -1,
+                  .max = 15,
+                  .description = "round the result to this many decimal places; -1 keeps all"),
+        CV_OPTION(struct scale_config, missing, CV_OPT_ENUM, .default_value = "dead_letter",
+                  .enum_values = missing_names,
+                  .description = "records lacking a numeric `field`: dead_letter (drop and "
+                                 "write to the pipeline's dead_letter file), drop, or keep "
+                                 "(pass unchanged)"),
+        {0},
 };
-/* clang-format on */
+
+/* check: what the schema cannot say about options together, reported at the
+ * option's place in the spec by `conveyor validate` and `run` alike. It sees
+ * the filled config only: no files, no network. */
+static int scale_check(struct cv_check *ck, const struct cv_host_api *api, const void *config)
+{
+	const struct scale_config *cfg = config;
+	if (cfg->output_field.name && strcmp(cfg->output_field.name, cfg->field.name) == 0)
+		api->check_error(ck, "output_field",
+		                 "is `field` itself; leave it out to overwrite");
+	return 0; /* any check_error() refuses the stage */
+}
 
 /* ------------------------------------------------------------------------ */
 /* State                                                                     */
 /* ------------------------------------------------------------------------ */
 
 /* One per stage instance: a spec may use the plugin in several pipelines,
- * so nothing lives in globals. */
+ * so nothing lives in globals. (A plugin that needs no state of its own
+ * leaves init and destroy out: its state is then the host's cv_context.) */
 struct scale {
 	struct cv_stage *stage;        /* the host's handle: names us in logs/metrics */
 	const struct cv_host_api *api; /* the host's services; valid until destroy */
 	const struct scale_config *cfg;
-	uint16_t field_len; /* key lengths, measured once, not per record */
-	uint16_t out_len;
 	double round_scale;        /* 10^decimals; 0 when not rounding */
 	struct cv_metric *skipped; /* conveyor_scale_skipped_total{reason} */
 	bool warned;               /* the first skipped record is logged, not all */
@@ -123,24 +111,10 @@ struct scale {
 	char reason_not_numeric[128];
 };
 
-/* The key lengths of fields are uint16_t in struct cv_field. */
-static int key_length(struct scale *s, const char *option, const char *key, uint16_t *len)
-{
-	size_t n = strlen(key);
-	if (n == 0 || n > UINT16_MAX) {
-		s->api->log(s->stage, CV_LOG_ERROR,
-		            "option %s: a field name of 1 to %u bytes is needed", option,
-		            (unsigned)UINT16_MAX);
-		return CV_ECONFIG;
-	}
-	*len = (uint16_t)n;
-	return 0;
-}
-
 /* init: called once per stage before data flows, on the engine's main
- * thread. Checks what the schema cannot express, prepares the state and
- * registers metrics. On failure it logs why and returns a negative CV_E*
- * code; the engine then refuses to start. */
+ * thread, after check. Prepares the state and registers metrics. On failure
+ * it logs why and returns a negative CV_E* code; the engine then refuses to
+ * start. */
 static int scale_init(struct cv_stage *stage, const struct cv_host_api *api, const void *config,
                       void **state)
 {
@@ -148,26 +122,13 @@ static int scale_init(struct cv_stage *stage, const struct cv_host_api *api, con
 	struct scale *s = calloc(1, sizeof *s);
 	if (!s)
 		return CV_ENOMEM;
-	s->stage = stage;
-	s->api = api;
-	s->cfg = cfg;
-
-	int rc = key_length(s, "field", cfg->field, &s->field_len);
-	if (rc == 0 && cfg->output_field)
-		rc = key_length(s, "output_field", cfg->output_field, &s->out_len);
-	if (rc < 0) {
-		free(s);
-		return rc;
-	}
-	if (cfg->decimals >= 0) {
-		s->round_scale = 1;
-		for (int64_t i = 0; i < cfg->decimals; i++)
-			s->round_scale *= 10;
-	}
-	snprintf(s->reason_missing, sizeof s->reason_missing, "scale: no field \"%s\"", cfg->field);
+	*s = (struct scale){.stage = stage, .api = api, .cfg = cfg};
+	if (cfg->decimals >= 0)
+		s->round_scale = pow(10, (double)cfg->decimals);
+	snprintf(s->reason_missing, sizeof s->reason_missing, "scale: no field \"%s\"",
+	         cfg->field.name);
 	snprintf(s->reason_not_numeric, sizeof s->reason_not_numeric,
-	         "scale: field \"%s\" is not a number", cfg->field);
-
+	         "scale: field \"%s\" is not a number", cfg->field.name);
 	/* A plugin metric: the host adds the labels pipeline, stage, plugin and
 	 * kind, plus ours (`reason`). Counters end in _total. Records in, out and
 	 * dropped are counted by the host already: register only what it cannot
@@ -176,9 +137,9 @@ static int scale_init(struct cv_stage *stage, const struct cv_host_api *api, con
 	s->skipped = api->metric_register(stage, CV_METRIC_COUNTER, "conveyor_scale_skipped_total",
 	                                  "Records scale could not scale, by reason.", "reason",
 	                                  NULL, 0);
-
-	api->log(stage, CV_LOG_INFO, "scaling %s by %g, offset %g, into %s", cfg->field,
-	         cfg->factor, cfg->offset, cfg->output_field ? cfg->output_field : cfg->field);
+	api->log(stage, CV_LOG_INFO, "scaling %s by %g, offset %g, into %s", cfg->field.name,
+	         cfg->factor, cfg->offset,
+	         cfg->output_field.name ? cfg->output_field.name : cfg->field.name);
 	*state = s;
 	return 0;
 }
@@ -194,7 +155,7 @@ static void scale_destroy(void *state)
 /* Processing                                                                */
 /* ------------------------------------------------------------------------ */
 
-/* A record we cannot scale: dead-letter, drop or keep it. */
+/* A record we cannot scale: reject, drop or keep it. */
 static void skip_record(struct scale *s, struct cv_batch *batch, struct cv_record *r,
                         const char *reason)
 {
@@ -205,17 +166,13 @@ static void skip_record(struct scale *s, struct cv_batch *batch, struct cv_recor
 		            "%s (logged once; see conveyor_scale_skipped_total)", reason);
 		s->warned = true;
 	}
-	switch (s->cfg->missing) {
-	case MISSING_DEAD_LETTER:
-		/* The host writes the record (and the reason) to the pipeline's
-		 * dead-letter file, or logs it when there is none. It does not take
-		 * the record out of the batch: drop it as well, or the sink gets it. */
-		s->api->dead_letter(s->stage, NULL, 0, r, reason);
+	if (s->cfg->missing == MISSING_REJECT)
+		/* One call: the host writes the record and the reason to the
+		 * pipeline's dead-letter file (or logs it when there is none) and
+		 * takes the record out of the batch. */
+		s->api->reject(s->stage, batch, r, reason);
+	else if (s->cfg->missing == MISSING_DROP)
 		cv_record_drop(batch, r);
-		break;
-	case MISSING_DROP: cv_record_drop(batch, r); break;
-	default: break; /* keep: passes on unchanged */
-	}
 }
 
 /* process: called for each batch on the pipeline's worker thread, never
@@ -229,31 +186,21 @@ static int scale_process(void *state, struct cv_batch *batch)
 	const struct scale_config *cfg = s->cfg;
 	uint32_t missing = 0, not_numeric = 0;
 
-	for (uint32_t i = 0; i < batch->count; i++) {
-		struct cv_record *r = &batch->records[i];
-		if (r->flags & CV_RECORD_DROPPED)
-			continue; /* an earlier transform filtered it out */
-
-		struct cv_field *f = cv_record_find_field(r, cfg->field, s->field_len);
+	/* cv_batch_next() skips records an earlier transform dropped. */
+	for (struct cv_record *r = NULL; (r = cv_batch_next(batch, r));) {
+		struct cv_field *f = cv_record_find_field(r, cfg->field.name, cfg->field.len);
 		double v;
-		if (f && f->type == CV_FIELD_FLOAT) {
-			v = f->v.f;
-		} else if (f && f->type == CV_FIELD_INT) {
-			v = (double)f->v.i;
-		} else {
-			if (f)
-				not_numeric++;
-			else
-				missing++;
+		if (!cv_field_number(f, &v)) {
+			missing += !f;
+			not_numeric += !!f;
 			skip_record(s, batch, r, f ? s->reason_not_numeric : s->reason_missing);
 			continue;
 		}
-
 		v = v * cfg->factor + cfg->offset;
 		if (s->round_scale > 0)
 			v = round(v * s->round_scale) / s->round_scale;
 
-		if (!cfg->output_field) {
+		if (!cfg->output_field.name) {
 			/* In place: the slot keeps its key; an integer becomes a float. */
 			f->type = CV_FIELD_FLOAT;
 			f->v.f = v;
@@ -261,19 +208,14 @@ static int scale_process(void *state, struct cv_batch *batch)
 		}
 		/* The new field's key points into our config: it lives until
 		 * destroy, longer than any batch, so it needs no copy. */
-		struct cv_field *out = cv_record_find_field(r, cfg->output_field, s->out_len);
-		if (out) {
-			out->type = CV_FIELD_FLOAT;
-			out->str_len = 0;
-			out->v.f = v;
-		} else if (!cv_record_add_float(s->api, batch, r, cfg->output_field, s->out_len,
-		                                v)) {
-			/* No field slot left and the batch's arena is full: fail
-			 * the batch rather than pass records on half done. */
-			s->api->log(s->stage, CV_LOG_ERROR, "batch arena full: cannot add %s",
-			            cfg->output_field);
+		const struct cv_field_name *out = &cfg->output_field;
+		struct cv_field *o = cv_record_find_field(r, out->name, out->len);
+		if (o)
+			*o = (struct cv_field){.key = o->key, .key_len = o->key_len, .v.f = v};
+		else if (!cv_record_add_float(s->api, batch, r, out->name, out->len, v))
+			/* No field slot left and the batch's arena is full: fail the
+			 * batch rather than pass records on half done. */
 			return CV_ENOMEM;
-		}
 	}
 
 	if (missing)
@@ -287,22 +229,13 @@ static int scale_process(void *state, struct cv_batch *batch)
 /* The descriptor: the one symbol the plugin exports                         */
 /* ------------------------------------------------------------------------ */
 
-/* CV_PLUGIN_HEADER stamps the ABI version and the struct's size; the host
- * refuses a plugin built for another ABI major (or a newer minor). Callbacks
- * a transform does not need (read, ack, stop, write, flush, start) stay NULL.
- * CV_PLUGIN_EXPORT makes this the only visible symbol under
- * -fvisibility=hidden. */
-/* clang-format off */
-CV_PLUGIN_EXPORT const struct cv_plugin cv_plugin_descriptor = {
-	CV_PLUGIN_HEADER,
-	.name = "scale",
-	.version = SCALE_VERSION,
-	.description = "multiplies a numeric field by a factor and adds an offset",
-	.kind = CV_KIND_TRANSFORM,
-	.options = scale_options,
-	.config_size = sizeof(struct scale_config),
-	.init = scale_init,
-	.destroy = scale_destroy,
-	.process = scale_process,
-};
-/* clang-format on */
+/* CV_PLUGIN defines `cv_plugin_descriptor`, exported (the only visible
+ * symbol under -fvisibility=hidden) and stamped with the ABI version and the
+ * struct's size; the host refuses a plugin built for another ABI major (or a
+ * newer minor). Callbacks a transform does not need (read, ack, stop, write,
+ * flush, start) stay NULL. */
+CV_PLUGIN(.name = "scale", .version = "1.1.0",
+          .description = "multiplies a numeric field by a factor and adds an offset",
+          .kind = CV_KIND_TRANSFORM, .options = scale_options,
+          .config_size = sizeof(struct scale_config), .check = scale_check, .init = scale_init,
+          .destroy = scale_destroy, .process = scale_process);

@@ -128,6 +128,8 @@ def test_usage_errors_exit_2():
         ["run", spec, "--duration", "soon"],
         ["run", spec, "--duration", "-3"],
         ["run", spec, "--listen"],
+        ["run", spec, "--listen", "127.0.0.1:99999"],
+        ["run", spec, "--listen", "[::1"],
         ["run", spec, spec],
         ["validate"],
     ]
@@ -168,6 +170,33 @@ def test_run_listen_in_use_exits_1():
              (rc, e.stderr_text()[-2000:]))
 
 
+def test_listen_off():
+    """`engine.http.listen: off` and `--listen off` start no HTTP server: a
+    run whose spec names a port already in use still succeeds with
+    --listen off (without it, it exits 1: see above)."""
+    ec.require_plugins()
+    d = ct.tmpdir()
+    body = """
+    source: { plugin: sim_speed, lines: 2, rate: 0, count: 100, seed: 3 }
+    sink: { plugin: file, path: "%s" }
+""" % os.path.join(d, "out.jsonl")
+    off = ct.write_file(os.path.join(d, "off.yaml"),
+                        ec.spec({"p": body}, engine="  http: { listen: off }"))
+    rc, out, err = ec.conveyor(["run", off], timeout=60)
+    ct.check(rc == 0, "listen: off: exit %d\n%s" % (rc, err[-3000:]))
+    ct.check("serving /metrics" not in err, "listen: off still serves HTTP:\n%s" % err[-2000:])
+    ct.check(len(ec.read_jsonl(os.path.join(d, "out.jsonl"))) == 100, "records missing")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        busy = ct.write_file(os.path.join(d, "busy.yaml"), ec.spec(
+            {"p": body}, engine='  http: { listen: "127.0.0.1:%d" }' % s.getsockname()[1]))
+        rc, out, err = ec.conveyor(["run", busy, "--listen", "off"], timeout=60)
+    ct.check(rc == 0, "--listen off on a spec whose port is in use: exit %d\n%s" %
+             (rc, err[-3000:]))
+    ct.check("serving /metrics" not in err, "--listen off still serves HTTP")
+
+
 if __name__ == "__main__":
     ct.main([
         test_version,
@@ -177,4 +206,5 @@ if __name__ == "__main__":
         test_usage_errors_exit_2,
         test_run_duration_exits_0,
         test_run_listen_in_use_exits_1,
+        test_listen_off,
     ])

@@ -123,7 +123,10 @@ def test_fixtures_present():
                    "err_missing_required.yaml", "err_wrong_type.yaml",
                    "err_out_of_range.yaml", "err_bad_enum.yaml", "err_bad_duration.yaml",
                    "err_bad_size.yaml", "err_undefined_var.yaml",
-                   "err_duplicate_stage.yaml"):
+                   "err_duplicate_stage.yaml", "err_http_port_range.yaml",
+                   "err_http_listen_bracket.yaml", "err_influx_token_v1.yaml",
+                   "err_influx_key_without_cert.yaml", "err_influx_retry_order.yaml",
+                   "err_influx_url_credentials.yaml"):
         ct.check(needed in names, "fixture %s missing from %s" % (needed, ec.SPECS))
 
 
@@ -352,6 +355,44 @@ def test_secret_never_echoed():
              "the run logged the secret:\n%s" % e.stderr_text()[-3000:])
 
 
+def test_validate_reads_no_files():
+    """Specs are validated away from where they run: `validate` reads no
+    file the spec names (secret files, TLS files); `run` does."""
+    ec.require_plugins()
+    if not os.path.exists(os.path.join(ct.PLUGIN_DIR, "influxdb.so")):
+        print("  NOTE: influxdb not built: skipped")
+        return
+    d = ct.tmpdir()
+    missing = os.path.join(d, "not-here")
+    path = ct.write_file(os.path.join(d, "files.yaml"), ec.spec({"p": """
+    source: { plugin: sim_speed, lines: 1, count: 1 }
+    sink:
+      plugin: influxdb
+      url: "https://influxdb:8086"
+      database: conveyor
+      username: writer
+      password_file: "%s/password"
+      tls: { ca_file: "%s/ca.pem" }
+""" % (missing, missing)}, engine="  http: { listen: off }"))
+    rc, out, err, _ = conveyor(["validate", path])
+    ct.check(rc == 0, "validate needs the files a spec names: exit %d\n%s" % (rc, err))
+    rc, out, err, _ = conveyor(["run", path, "--duration", "1"])
+    ct.check(rc == 2, "run without the password file: exit %d, expected 2\n%s" % (rc, err))
+    ct.check("password_file" in err and "cannot read" in err, "run's error: %s" % err)
+
+
+def test_check_errors_never_echo_url_credentials():
+    ec.require_plugins()
+    path = os.path.join(ec.SPECS, "err_influx_url_credentials.yaml")
+    if not os.path.exists(os.path.join(ct.PLUGIN_DIR, "influxdb.so")):
+        return
+    for cmd in ("validate", "run"):
+        rc, out, err, _ = conveyor([cmd, path, "--listen", "off"] if cmd == "run" else
+                                   [cmd, path])
+        ct.check(rc == 2, "%s: exit %d" % (cmd, rc))
+        ct.check("hunter2" not in out + err, "%s echoed the url's password:\n%s" % (cmd, err))
+
+
 TESTS = [test_fixtures_present] + [_fixture_test(p) for p in FIXTURES] + [
     test_validate_ok,
     test_validate_several_files_reports_each,
@@ -364,6 +405,8 @@ TESTS = [test_fixtures_present] + [_fixture_test(p) for p in FIXTURES] + [
     test_var_default,
     test_var_set_is_used,
     test_secret_never_echoed,
+    test_validate_reads_no_files,
+    test_check_errors_never_echo_url_credentials,
 ]
 
 if __name__ == "__main__":

@@ -206,6 +206,16 @@ bind-address = "127.0.0.1:%(rpc)d"
                     out.append(row)
         return out
 
+    def http_stats(self):
+        """influxd's HTTP counters (/debug/vars "httpd": writeReq,
+        clientError for 4xx answers, pointsWrittenOK, ...)."""
+        status, body = self.request("GET", "/debug/vars", user=None)
+        ct.check(status == 200, "/debug/vars answered %d" % status)
+        for k, v in json.loads(body).items():
+            if k.startswith("httpd"):
+                return v["values"]
+        raise ct.TestFailure("no httpd statistics in /debug/vars")
+
     def count(self, measurement, field, db=DATABASE):
         rows = self.rows('SELECT count("%s") FROM "%s"' % (field, measurement), db)
         return rows[0]["count"] if rows else 0

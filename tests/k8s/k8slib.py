@@ -60,10 +60,77 @@ def run(args, timeout=120, env=None, input=None, cwd=None):
     return r.returncode, r.stdout, r.stderr
 
 
+# Node.js that package.json's "engines" asks for: Debian 12's nodejs is 18.
+NODE_MIN_MAJOR = 18
+# npm's own retries take about 70 s per command where the registry cannot be
+# reached or not trusted; the probe fails in seconds and says why.
+NPM_PROBE_OPTS = ["--fetch-retries=0", "--fetch-timeout=20000"]
+NPM_CI_OPTS = ["--no-audit", "--no-fund", "--fetch-retries=1", "--fetch-timeout=60000"]
+_CERT_CODES = ("SELF_SIGNED_CERT_IN_CHAIN", "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+               "UNABLE_TO_GET_ISSUER_CERT", "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+               "DEPTH_ZERO_SELF_SIGNED_CERT", "CERT_HAS_EXPIRED", "CERT_UNTRUSTED",
+               "ERR_TLS_CERT_ALTNAME_INVALID")
+_NET_CODES = ("ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT",
+              "ESOCKETTIMEDOUT", "ENETUNREACH", "EHOSTUNREACH", "ERR_SOCKET_TIMEOUT",
+              "FETCH_ERROR", "EPROXY")
+_npm_problem = []
+
+
+def npm_error_code(text):
+    """The `code` of an npm error message (npm 9: `npm ERR! code X`, npm 10+:
+    `npm error code X`), else None."""
+    m = re.search(r"npm (?:ERR!|error) code (\S+)", text)
+    return m.group(1) if m else None
+
+
+def npm_registry_problem(opts=()):
+    """None when the npm registry answers and is trusted, else a message that
+    says what is missing and how to provide it. One quick `npm ping`; opts
+    are more npm options (a registry, a CA file)."""
+    opts = list(opts)
+    rc, out, _ = run(["npm", "config", "get", "registry"] + opts, timeout=60)
+    registry = out.strip() if rc == 0 and out.strip() else "the npm registry"
+    try:
+        rc, out, err = run(["npm", "ping"] + NPM_PROBE_OPTS + opts, timeout=60)
+    except subprocess.TimeoutExpired:
+        rc, out, err = -1, "", "npm ping did not answer within 60 s"
+    if rc == 0:
+        return None
+    text = out + err
+    code = npm_error_code(text) or ("ETIMEDOUT" if rc == -1 else "unknown")
+    lines = [l for l in text.splitlines() if "complete log" not in l][-4:]
+    detail = "\n  ".join(lines)
+    if code in _CERT_CODES or "certificate" in text:
+        return ("npm does not trust the certificate of %s (%s; a proxy that intercepts "
+                "TLS?). Give npm the CA that signed it: NODE_EXTRA_CA_CERTS=/path/ca.pem "
+                "or `npm config set cafile /path/ca.pem` (tests/k8s/DEPS.md).\n  %s"
+                % (registry, code, detail))
+    if code in _NET_CODES or code.startswith("E"):
+        return ("cannot reach %s (%s). The k8s checks install tests/k8s/node_modules from "
+                "it once (tests/k8s/DEPS.md): allow HTTPS to it, point npm at a mirror "
+                "(`npm config set registry URL`), or set HTTPS_PROXY.\n  %s"
+                % (registry, code, detail))
+    return "npm ping %s failed (%s):\n  %s" % (registry, code, detail)
+
+
+def node_major():
+    rc, out, _ = run(["node", "--version"], timeout=60)
+    m = re.match(r"v(\d+)\.", out.strip()) if rc == 0 else None
+    return int(m.group(1)) if m else None
+
+
 def ensure_node_modules():
-    """npm ci into this folder once (locked: tests may run in parallel)."""
+    """npm ci into this folder once per lock file change, shared by every
+    test and both build halves (locked: tests may run in parallel): from
+    npm's cache when it holds the packages, else from the registry. Where
+    the registry cannot be used, fails in seconds saying what is missing."""
+    if _npm_problem:
+        fail(_npm_problem[0])
     if not shutil.which("node") or not shutil.which("npm"):
-        fail("node and npm are needed (tests/k8s/DEPS.md)")
+        fail("node and npm are needed (scripts/install-deps.sh test; tests/k8s/DEPS.md)")
+    major = node_major()
+    if major is None or major < NODE_MIN_MAJOR:
+        fail("Node.js %d or newer is needed, found %s" % (NODE_MIN_MAJOR, major))
     lock_path = os.path.join("/tmp", "conveyor-k8s-npm-%d.lock" % os.getuid())
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -71,9 +138,18 @@ def ensure_node_modules():
         lockfile = os.path.join(HERE, "package-lock.json")
         if os.path.exists(marker) and os.path.getmtime(marker) >= os.path.getmtime(lockfile):
             return
-        rc, out, err = run(["npm", "ci", "--no-audit", "--no-fund", "--prefix", HERE], timeout=600)
+        # From npm's cache alone when it holds every package (no network).
+        rc, _, _ = run(["npm", "ci", "--offline"] + NPM_CI_OPTS + ["--prefix", HERE], timeout=600)
+        if rc == 0:
+            return
+        problem = npm_registry_problem()
+        if problem:
+            _npm_problem.append(problem + "\n  (npm's cache does not hold the packages either)")
+            fail(_npm_problem[0])
+        rc, out, err = run(["npm", "ci"] + NPM_CI_OPTS + ["--prefix", HERE], timeout=600)
         if rc != 0:
-            fail("npm ci in %s failed:\n%s%s" % (HERE, out[-2000:], err[-2000:]))
+            _npm_problem.append("npm ci in %s failed:\n%s%s" % (HERE, out[-2000:], err[-2000:]))
+            fail(_npm_problem[0])
 
 
 def node_tool(*args, timeout=120):
@@ -254,6 +330,92 @@ def engine_pipeline(objs, workload, container):
                                                           vol["configMap"]["name"], key))
             return key, data[key]
     fail("%s: %s is on no volume mount" % (name_of(workload), path))
+
+
+def _glob_regex(glob):
+    """A .gitignore glob as a regex over a slash-separated path."""
+    out, i = [], 0
+    while i < len(glob):
+        c = glob[i]
+        if glob.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+            continue
+        if glob.startswith("/**", i) and i + 3 == len(glob):
+            out.append("/.*")
+            i += 3
+            continue
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            j = glob.find("]", i + 1)
+            if j < 0:
+                out.append(re.escape(c))
+            else:
+                body = glob[i + 1:j]
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append("[" + body.replace("\\", "\\\\") + "]")
+                i = j
+        elif c == "\\" and i + 1 < len(glob):
+            i += 1
+            out.append(re.escape(glob[i]))
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
+
+
+def _gitignore_rules(directory):
+    """[(negated, dir_only, regex)] of directory/.gitignore, in file order."""
+    rules = []
+    try:
+        with open(os.path.join(directory, ".gitignore")) as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return rules
+    for line in lines:
+        line = line.rstrip()
+        if not line or line.startswith("#"):
+            continue
+        negated = line.startswith("!")
+        if negated:
+            line = line[1:]
+        dir_only = line.endswith("/")
+        line = line.rstrip("/")
+        # A slash before the end anchors the pattern to this folder; without
+        # one it matches a name at any depth.
+        anchored = "/" in line
+        body = _glob_regex(line.lstrip("/"))
+        rules.append((negated, dir_only, re.compile(body if anchored else "(?:.*/)?" + body)))
+    return rules
+
+
+def gitignored(rel):
+    """Whether git would ignore the file rel (relative to the source dir),
+    read from the .gitignore files on its way down, so that it also answers
+    in a release tarball (no .git, maybe no git). Global and .git/info
+    excludes are not the project's and are left out on purpose."""
+    parts = rel.split("/")
+    for depth in range(1, len(parts) + 1):
+        # A folder that is ignored takes everything below it along (git
+        # does not look inside it, so no later rule can re-include).
+        prefix = "/".join(parts[:depth])
+        is_dir = depth < len(parts)
+        ignored = False
+        for level in range(depth):
+            base = os.path.join(SOURCE_DIR, *parts[:level])
+            sub = "/".join(parts[level:depth])
+            for negated, dir_only, rx in _gitignore_rules(base):
+                if dir_only and not is_dir:
+                    continue
+                if rx.fullmatch(sub):
+                    ignored = not negated
+        if ignored:
+            return True, prefix
+    return False, None
 
 
 def tsc(outdir, files):

@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import k8slib as k  # noqa: E402
 from k8slib import ct  # noqa: E402
 
-DASH_DIR = os.path.join(k.K8S, "grafana", "dashboards")
+DASH_DIR = os.path.join(k.K8S, "base", "grafana", "dashboards")
 
 
 def dashboards():

@@ -44,7 +44,7 @@ class Influx:
         key = ct.write_file(os.path.join(self.wd, "tls.key"), self.secrets["influxdb-tls"]["tls.key"])
         self.port = ct.free_port()
         rpc = ct.free_port()
-        with open(os.path.join(k.K8S, "influxdb", "influxdb.conf")) as f:
+        with open(os.path.join(k.K8S, "base", "influxdb", "influxdb.conf")) as f:
             conf = f.read()
         data = os.path.join(self.wd, "data")
         subst = {"/var/lib/influxdb": data, "/etc/influxdb/tls/tls.crt": crt,
@@ -85,7 +85,7 @@ class Influx:
                "INFLUXDB_RETENTION": "30d", "SECRETS_DIR": self.auth_dir,
                "INFLUXDB_WAIT_SECONDS": "30", "TMPDIR": self.wd}
         env.update(extra_env or {})
-        return k.run(["sh", os.path.join(k.K8S, "influxdb", "init-influxdb.sh")], env=env,
+        return k.run(["sh", os.path.join(k.K8S, "base", "influxdb", "init-influxdb.sh")], env=env,
                      timeout=120)
 
     def stop(self):

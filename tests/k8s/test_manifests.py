@@ -76,8 +76,11 @@ def test_renders():
                  "%s renders other objects than %s" % (other, k.kubectl()))
 
 
-GENERATED = ("conveyor-pipelines", "kafka-config", "influxdb-config", "prometheus-config",
+# Generated ConfigMaps named with a content hash (a change rolls the pods
+# that mount them). Not conveyor-pipelines: see test_pipelines_hot_reload.
+GENERATED = ("kafka-config", "influxdb-config", "prometheus-config",
              "grafana-config", "grafana-dashboards", "loki-config", "promtail-config")
+PIPELINES_CONFIGMAP = "conveyor-pipelines"
 
 
 def test_schema_validates():
@@ -456,18 +459,159 @@ def test_prometheus_scrapes_engine_port():
 
 # ------------------------------------------------------------- pipelines
 
+def _configmap_file_data(path):
+    docs = k.yaml_docs(path)
+    ct.check(len(docs) == 1 and docs[0]["kind"] == "ConfigMap", "%s: not one ConfigMap" % path)
+    return docs[0]["data"]
+
+
 def test_pipelines_in_sync():
-    """k8s/pipelines/ holds byte copies of pipelines/ (kustomize may not read
-    outside k8s/): k8s/scripts/sync-pipelines.sh refreshes them."""
-    copies = sorted(os.listdir(os.path.join(k.K8S, "pipelines")))
-    ct.check(copies == ["processor.yaml", "producer.yaml"], "k8s/pipelines holds %s" % copies)
-    for name in copies:
-        src = os.path.join(k.SOURCE_DIR, "pipelines", name)
-        ct.check(os.path.exists(src), "pipelines/%s does not exist" % name)
-        with open(src, "rb") as a, open(os.path.join(k.K8S, "pipelines", name), "rb") as b:
-            ct.check(a.read() == b.read(),
-                     "k8s/pipelines/%s differs from pipelines/%s: run k8s/scripts/sync-pipelines.sh"
-                     % (name, name))
+    """The ConfigMap conveyor-pipelines (k8s/base/conveyor/pipelines.yaml,
+    written by k8s/scripts/sync-pipelines.sh) holds pipelines/producer.yaml
+    and pipelines/processor.yaml byte for byte, rendered and as the script
+    would write it; the script finds and repairs drift."""
+    want = {}
+    for name in ("producer.yaml", "processor.yaml"):
+        with open(os.path.join(k.SOURCE_DIR, "pipelines", name)) as f:
+            want[name] = f.read()
+    rendered = k.one(k.objects(), "ConfigMap", PIPELINES_CONFIGMAP).get("data", {})
+    ct.check(rendered == want, "ConfigMap %s differs from pipelines/{producer,processor}.yaml: "
+             "run k8s/scripts/sync-pipelines.sh" % PIPELINES_CONFIGMAP)
+    script = os.path.join(k.K8S, "scripts", "sync-pipelines.sh")
+    rc, out, err = k.run([script, "--check"])
+    ct.check(rc == 0, "sync-pipelines.sh --check: %s%s" % (out, err))
+
+    # The script on a copy of the tree: drift is reported, then repaired.
+    wd = k.workdir("sync-pipelines")
+    os.makedirs(os.path.join(wd, "k8s", "scripts"))
+    os.makedirs(os.path.join(wd, "k8s", "base", "conveyor"))
+    shutil.copy(script, os.path.join(wd, "k8s", "scripts"))
+    shutil.copytree(os.path.join(k.SOURCE_DIR, "pipelines"), os.path.join(wd, "pipelines"))
+    out_file = os.path.join(wd, "k8s", "base", "conveyor", "pipelines.yaml")
+    shutil.copy(os.path.join(k.K8S, "base", "conveyor", "pipelines.yaml"), out_file)
+    copy_script = os.path.join(wd, "k8s", "scripts", "sync-pipelines.sh")
+    changed = want["processor.yaml"] + "# a change\n\n#   indented: comment \t\n"
+    ct.write_file(os.path.join(wd, "pipelines", "processor.yaml"), changed)
+    rc, _, err = k.run([copy_script, "--check"])
+    ct.check(rc == 1 and "differs" in err, "drift not reported: rc %d %s" % (rc, err))
+    ct.check(_configmap_file_data(out_file)["processor.yaml"] == want["processor.yaml"],
+             "--check wrote the ConfigMap")
+    rc, out, err = k.run([copy_script])
+    ct.check(rc == 0 and "updated" in out, "sync-pipelines.sh: rc %d %s%s" % (rc, out, err))
+    ct.check(_configmap_file_data(out_file) == {"producer.yaml": want["producer.yaml"],
+                                                "processor.yaml": changed},
+             "the written ConfigMap does not hold the pipelines byte for byte")
+    rc, out, err = k.run([copy_script, "--check"])
+    ct.check(rc == 0, "drift left after a sync: %s%s" % (out, err))
+    # What a literal block scalar cannot hold as it is is refused.
+    for bad, what in ((want["processor.yaml"].rstrip("\n"), "end with a newline"),
+                      (want["processor.yaml"] + "\n", "empty line"),
+                      ("  indented: first\n", "indented"),
+                      (want["processor.yaml"].replace("\n", "\r\n"), "carriage return")):
+        ct.write_file(os.path.join(wd, "pipelines", "processor.yaml"), bad)
+        rc, _, err = k.run([copy_script])
+        ct.check(rc == 1 and what in err, "%r not refused: rc %d %s" % (what, rc, err))
+
+
+def _hot_reload_problems(objs):
+    """What keeps a pipeline change from reaching the running engines without
+    a restart: conveyor-pipelines must keep its name (a content hash rolls the
+    pods, and --watch never sees a change), every engine must run
+    `conveyor run SPEC --watch` with SPEC on a directory mount of that
+    ConfigMap (a subPath mount pins the file: the kubelet's ..data symlink
+    swap never reaches it). The other generated ConfigMaps keep their hash."""
+    problems = []
+    names = {o["metadata"]["name"] for o in k.find(objs, "ConfigMap")}
+    if PIPELINES_CONFIGMAP not in names:
+        problems.append("no ConfigMap named %s (a content hash in its name rolls the engines on "
+                        "every pipeline change): %s" % (PIPELINES_CONFIGMAP, sorted(names)))
+    for base in GENERATED:
+        if not any(re.fullmatch(re.escape(base) + r"-[a-z0-9]{10}", n) for n in names):
+            problems.append("ConfigMap %s has lost its content hash: a change would not roll "
+                            "the pods that read it at start" % base)
+    engines = set()
+    for w in k.workloads(objs):
+        _, spec = k.pod_template(w)
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        for c in k.containers(spec):
+            if not k.is_engine(c):
+                continue
+            engines.add(k.name_of(w))
+            where = "%s container %s" % (k.name_of(w), c["name"])
+            args = c.get("args", [])
+            if len(args) < 2 or args[0] != "run" or "--watch" not in args[2:]:
+                problems.append("%s: args %r, not ['run', SPEC, '--watch']" % (where, args))
+                continue
+            path = args[1]
+            mounts = [m for m in c.get("volumeMounts", [])
+                      if path == m["mountPath"] or path.startswith(m["mountPath"].rstrip("/") + "/")]
+            if not mounts:
+                problems.append("%s: %s is on no volume mount" % (where, path))
+                continue
+            m = max(mounts, key=lambda m: len(m["mountPath"]))
+            if m.get("subPath") or m.get("subPathExpr") or path == m["mountPath"]:
+                problems.append("%s: %s is mounted with subPath (a file mount never sees a "
+                                "ConfigMap update); mount the directory" % (where, path))
+                continue
+            cm = volumes.get(m["name"], {}).get("configMap", {})
+            if cm.get("name") != PIPELINES_CONFIGMAP:
+                problems.append("%s: %s comes from volume %s, not from ConfigMap %s" %
+                                (where, path, m["name"], PIPELINES_CONFIGMAP))
+                continue
+            key = path[len(m["mountPath"].rstrip("/")) + 1:]
+            items = [i["path"] for i in cm.get("items", [])]
+            data = k.find(objs, "ConfigMap", PIPELINES_CONFIGMAP)
+            if (items and key not in items) or (not items and data and
+                                                key not in data[0].get("data", {})):
+                problems.append("%s: ConfigMap %s puts no file %s in %s" %
+                                (where, PIPELINES_CONFIGMAP, key, m["mountPath"]))
+    if not {"Deployment/producer", "Deployment/processor"} <= engines:
+        problems.append("engine Deployments producer and processor not both found: %s" %
+                        sorted(engines))
+    return problems
+
+
+def test_pipelines_hot_reload():
+    objs = k.objects()
+    problems = _hot_reload_problems(objs)
+    ct.check(not problems, "pipeline changes would not reach the engines by --watch:\n  " +
+             "\n  ".join(problems))
+
+    # The check fails on each way to get it wrong.
+    def broken(change):
+        objs2 = copy.deepcopy(objs)
+        change(objs2)
+        return _hot_reload_problems(objs2)
+
+    def engine(objs2, app):
+        return k.one(objs2, "Deployment", app)["spec"]["template"]["spec"]["containers"][0]
+
+    def no_watch(objs2):
+        engine(objs2, "producer")["args"].remove("--watch")
+
+    def sub_path(objs2):
+        c = engine(objs2, "processor")
+        m = [m for m in c["volumeMounts"] if m["name"] == "pipelines"][0]
+        m["mountPath"], m["subPath"] = c["args"][1], os.path.basename(c["args"][1])
+
+    def hashed(objs2):
+        k.one(objs2, "ConfigMap", PIPELINES_CONFIGMAP)["metadata"]["name"] += "-h75c659bdh"
+        for app in ("producer", "processor"):
+            tpl = k.one(objs2, "Deployment", app)["spec"]["template"]["spec"]
+            for v in tpl["volumes"]:
+                if v.get("configMap", {}).get("name") == PIPELINES_CONFIGMAP:
+                    v["configMap"]["name"] += "-h75c659bdh"
+
+    def unhashed(objs2):
+        for o in k.find(objs2, "ConfigMap"):
+            o["metadata"]["name"] = re.sub(r"^(kafka-config)-[a-z0-9]{10}$", r"\1",
+                                           o["metadata"]["name"])
+
+    for change, what in ((no_watch, "--watch"), (sub_path, "subPath"),
+                         (hashed, "no ConfigMap named"), (unhashed, "lost its content hash")):
+        found = broken(change)
+        ct.check(any(what in p for p in found),
+                 "%s went unnoticed: %s" % (change.__name__, found))
 
 
 def _mounted(spec, container, path):
@@ -544,6 +688,33 @@ def _influxdb_hosts(objs):
     return hosts
 
 
+# What make-secrets.sh and generate-influxdb-certs.sh write into the tree.
+PRIVATE_FILES = ("k8s/secrets.yaml", "k8s/tls/ca.pem", "k8s/tls/ca.key", "k8s/tls/influxdb.pem",
+                 "k8s/tls/influxdb.key")
+
+
+def _check_private_files_ignored():
+    """Secrets and keys written into the tree are git-ignored. Read from the
+    .gitignore files, so that this holds in a release tarball too (no .git,
+    maybe no git); in a checkout with git, git check-ignore must agree."""
+    ct.check(os.path.exists(os.path.join(k.SOURCE_DIR, ".gitignore")),
+             "no .gitignore in %s: secrets written there would be committable" % k.SOURCE_DIR)
+    for rel in PRIVATE_FILES:
+        ct.check(k.gitignored(rel)[0], "%s is not git-ignored (.gitignore)" % rel)
+    for rel in ("k8s/secrets.yaml.template", "k8s/tls/generate-influxdb-certs.sh"):
+        ct.check(not k.gitignored(rel)[0], "%s is git-ignored, but it belongs in the tree" % rel)
+    git = shutil.which("git")
+    if not git or not os.path.exists(os.path.join(k.SOURCE_DIR, ".git")):
+        print("note: no git checkout here (%s): checked the .gitignore patterns only" %
+              ("no .git" if git else "no git"), flush=True)
+        return
+    for rel in PRIVATE_FILES + ("k8s/secrets.yaml.template",):
+        r = subprocess.run([git, "-C", k.SOURCE_DIR, "check-ignore", "-q", "--no-index", rel])
+        ct.check(r.returncode in (0, 1), "git check-ignore %s failed (%d)" % (rel, r.returncode))
+        ct.check((r.returncode == 0) == k.gitignored(rel)[0],
+                 "git and the .gitignore reading disagree on %s" % rel)
+
+
 def test_secrets_and_certificates():
     template = k.yaml_docs(os.path.join(k.K8S, "secrets.yaml.template"))
     wd = k.workdir("secrets")
@@ -551,8 +722,7 @@ def test_secrets_and_certificates():
         json.dump([{"doc": d} for d in template], f)
     rc, _, err = k.node_tool("validate", os.path.join(wd, "template.json"))
     ct.check(rc == 0, "secrets.yaml.template does not validate:\n%s" % err)
-    ignored = subprocess.run(["git", "-C", k.SOURCE_DIR, "check-ignore", "-q", "k8s/secrets.yaml"])
-    ct.check(ignored.returncode == 0, "k8s/secrets.yaml is not git-ignored")
+    _check_private_files_ignored()
     # make-secrets.sh writes the same Secrets, keys and types, no placeholder.
     tls = os.path.join(wd, "tls")
     out = os.path.join(wd, "secrets.yaml")
@@ -596,5 +766,6 @@ if __name__ == "__main__":
     ct.main([test_renders, test_schema_validates, test_no_unknown_fields,
              test_workload_invariants, test_hpa_and_references, test_network_policies,
              test_prometheus_scrapes_engine_port, test_pipelines_in_sync,
+             test_pipelines_hot_reload,
              test_pipeline_env_provided, test_engine_validates_pipelines,
              test_secrets_and_certificates])

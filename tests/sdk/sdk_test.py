@@ -13,8 +13,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 
-from conveyor_test import (BIN, BUILD_DIR, PLUGIN_DIR, SOURCE_DIR, check, main, run,  # noqa: E402
-                           tmpdir, write_file)
+from conveyor_test import (BIN, BUILD_DIR, PLUGIN_DIR, SANITIZE, SOURCE_DIR, check,  # noqa: E402
+                           main, run, tmpdir, write_file)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RECORDS = 1000
@@ -251,7 +251,7 @@ def test_plugins_lists_template_on_path():
     major, minor = host_abi()
     row = [ln for ln in out.splitlines() if ln.split()[:1] == ["scale"]]
     check(len(row) == 1, "scale not listed once:\n%s" % out)
-    check(re.match(r"scale\s+transform\s+1\.0\.0\s+%d\.%d\s+multiplies" % (major, minor), row[0]),
+    check(re.match(r"scale\s+transform\s+1\.1\.0\s+%d\.%d\s+multiplies" % (major, minor), row[0]),
           "scale row: %r" % row[0])
 
     rc, out, err = run([BIN, "plugins", "scale"], env=env)
@@ -259,7 +259,7 @@ def test_plugins_lists_template_on_path():
     check(os.path.realpath(s["plugin"]) in out, "not loaded from the template dir:\n%s" % out)
     for opt in ("field", "factor", "offset", "output_field", "decimals", "missing"):
         check(re.search(r"^%s\s" % opt, out, re.M), "option %s not shown:\n%s" % (opt, out))
-    check(re.search(r"^field\s+string\s+-\s+required", out, re.M), "field not required:\n%s" % out)
+    check(re.search(r"^field\s+field\s+-\s+required", out, re.M), "field not required:\n%s" % out)
     check("dead_letter|drop|keep" in out and "-1..15" in out, "enum or range missing:\n%s" % out)
 
     # By name from a spec, through CONVEYOR_PLUGIN_PATH; and a schema error.
@@ -338,6 +338,170 @@ def test_same_abi_accepted():
     check(rc == 0 and "abi_test (transform)" in out, "exit %d:\n%s%s" % (rc, out, err))
 
 
+def cc_plugin(s, src, out_dir, include=None):
+    """Compiles one plugin source out of tree: with pkg-config's flags from
+    the installed SDK, or with -I`include` (the frozen ABI 1.0 header)."""
+    os.makedirs(out_dir, exist_ok=True)
+    if include:
+        cflags = ["-I" + include, "-fPIC", "-fvisibility=hidden"]
+    else:
+        rc, out, err = run(["pkg-config", "--cflags", "conveyor-sdk"], env=s["env"])
+        check(rc == 0, "pkg-config: %s" % err)
+        cflags = out.split()
+    so = os.path.join(out_dir, "convert.so")
+    cc = os.environ.get("CC", "cc")
+    sh([cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-shared"] + cflags + ["-o", so, src],
+       s["env"], out_dir, "cc " + os.path.basename(src))
+    return so, " ".join(cflags)
+
+
+def code_lines(path):
+    """Lines that are neither blank nor comment: the measure of issue 15."""
+    text = re.sub(r"/\*.*?\*/", lambda m: "\n" * m.group(0).count("\n"), open(path).read(),
+                  flags=re.S)
+    return sum(1 for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("//"))
+
+
+CONVERT_RECORDS = 300
+
+
+def run_convert(so, work):
+    """Runs `so` (the convert transform) in two pipelines: one converting
+    speed_ms, one naming a field no record has. Returns (rc, stderr, records
+    out of each, dead letters of each)."""
+    spec = ["version: 1", "engine: { http: { listen: off } }", "pipelines:"]
+    for name, field in (("good", "speed_ms"), ("bad", "no_such_field")):
+        spec += [
+            "  %s:" % name,
+            "    source: { plugin: sim_speed, lines: 3, rate: 0, count: %d, seed: 5 }" %
+            CONVERT_RECORDS,
+            "    transforms:",
+            "      - { plugin: %s, field: %s, factor: 3.6, output_field: speed_kmh }" %
+            (json.dumps(so), field),
+            "    sink: { plugin: file, path: %s }" % json.dumps(os.path.join(work, name + ".jsonl")),
+            "    dead_letter: { path: %s }" % json.dumps(os.path.join(work, name + ".dead.jsonl")),
+        ]
+    path = write_file(os.path.join(work, "convert.yaml"), "\n".join(spec) + "\n")
+    rc, out, err = conveyor(["run", path], cwd=work)
+    out = {n: read_jsonl(os.path.join(work, n + ".jsonl")) for n in ("good", "bad")}
+    dead = {n: read_jsonl(os.path.join(work, n + ".dead.jsonl")) for n in ("good", "bad")}
+    return rc, err, out, dead
+
+
+def test_abi_1_0_plugin_runs_unchanged():
+    """A plugin binary built against the ABI 1.0 header (a frozen copy in
+    tests/sdk/abi_1_0) loads in this host and behaves as the same transform
+    written for ABI 1.1 (sdk/examples/convert.c, built with pkg-config)."""
+    s = sdk()
+    work = workdir("conveyor-sdk-abi10-")
+    v10, _ = cc_plugin(s, os.path.join(HERE, "abi_1_0", "convert.c"), os.path.join(work, "v10"),
+                       include=os.path.join(HERE, "abi_1_0"))
+    v11, cflags = cc_plugin(s, os.path.join(SOURCE_DIR, "sdk", "examples", "convert.c"),
+                         os.path.join(work, "v11"))
+    check(s["prefix"] in cflags, "the example is not built against the installed SDK: %s" % cflags)
+    for so, abi in ((v10, "1.0"), (v11, "%d.%d" % host_abi())):
+        rc, out, err = run([BIN, "plugins", so])
+        check(rc == 0 and "convert (transform)" in out and "ABI %s" % abi in out,
+              "conveyor plugins %s: exit %d\n%s%s" % (so, rc, out, err))
+    results = {}
+    for name, so in (("1.0", v10), ("1.1", v11)):
+        d = os.path.join(work, "run-" + name)
+        os.makedirs(d)
+        rc, err, out, dead = run_convert(so, d)
+        check(rc == 0, "ABI %s plugin: run exited %d\n%s" % (name, rc, err[-3000:]))
+        check(len(out["good"]) == CONVERT_RECORDS and not dead["good"],
+              "ABI %s: %d converted, %d dead letters" % (name, len(out["good"]),
+                                                         len(dead["good"])))
+        for r in out["good"]:
+            f = r["fields"]
+            check(abs(f["speed_kmh"] - f["speed_ms"] * 3.6) < 1e-9, "ABI %s: %r" % (name, r))
+        check(out["bad"] == [], "ABI %s: records without the field reached the sink" % name)
+        check(len(dead["bad"]) == CONVERT_RECORDS, "ABI %s: %d dead letters, expected %d" %
+              (name, len(dead["bad"]), CONVERT_RECORDS))
+        check(all("no numeric field" in d["reason"] and d["stage"] == "convert"
+                  for d in dead["bad"]), "ABI %s: dead letter %r" % (name, dead["bad"][0]))
+        # Everything but the wall-clock timestamps must be the same.
+        results[name] = ([(r["tags"], r["fields"]) for r in out["good"]],
+                         [(d["record"]["tags"], d["record"]["fields"]) for d in dead["bad"]])
+    for part in (0, 1):
+        a, b = results["1.0"][part], results["1.1"][part]
+        diff = [(x, y) for x, y in zip(a, b) if x != y]
+        check(len(a) == len(b) and not diff,
+              "the ABI 1.0 and 1.1 plugins differ in %s: %r" %
+              (("output", "dead letters")[part], diff[:2]))
+
+    # factor must be > 0: the 1.1 schema says so and validate reports the
+    # line; the 1.0 plugin checks it in init, at run, as it always did.
+    spec = write_file(os.path.join(work, "factor.yaml"), spec_text(
+        "      - { plugin: %s, field: speed_ms, factor: 0, output_field: o }\n" % json.dumps(v11),
+        os.path.join(work, "factor.jsonl")))
+    rc, out, err = conveyor(["validate", spec], cwd=work)
+    check(rc == 2 and re.search(r"factor\.yaml:9:\d+: error: option \"factor\": \"0\" is out "
+                                r"of range: must be greater than 0", err),
+          "validate of factor 0 (ABI 1.1): exit %d\n%s" % (rc, err))
+    with open(spec) as f:
+        text = f.read().replace(v11, v10)
+    write_file(spec, text)
+    rc, out, err = conveyor(["validate", spec], cwd=work)
+    check(rc == 0, "validate of factor 0 (ABI 1.0): exit %d\n%s" % (rc, err))
+    rc, out, err = conveyor(["run", spec], cwd=work)
+    check(rc == 1 and "factor must be greater than 0" in err and "(CV_ECONFIG)" in err,
+          "run of factor 0 (ABI 1.0): exit %d\n%s" % (rc, err[-2000:]))
+
+    lines = {name: code_lines(p) for name, p in (
+        ("author 1.0", os.path.join(HERE, "abi_1_0", "convert.c")),
+        ("author 1.1", os.path.join(SOURCE_DIR, "sdk", "examples", "convert.c")),
+        ("template", os.path.join(SOURCE_DIR, "sdk", "template", "scale.c")))}
+    print("  code lines (no blanks, no comments): %s" % lines)
+    check(lines["author 1.1"] <= 40, "the example transform takes %d lines" % lines["author 1.1"])
+
+
+def build_compiler():
+    """The C compiler of this build: the harness archive is its object code
+    (and, in the sanitizer build, needs its runtime)."""
+    with open(os.path.join(BUILD_DIR, "CMakeCache.txt")) as f:
+        m = re.search(r"^CMAKE_C_COMPILER:\w+=(.+)$", f.read(), re.M)
+    return m.group(1).strip() if m else "cc"
+
+
+def test_harness_installed_and_template_unit_test_runs():
+    """The test harness installs (component sdk-test: header, static library,
+    conveyor-sdk-test.pc) and the template's unit test builds out of tree
+    against it, with make and with CMake, and passes."""
+    work = workdir("conveyor-sdk-harness-")
+    prefix = os.path.join(work, "prefix")
+    for component in ("sdk", "sdk-test"):
+        rc, out, err = run(["cmake", "--install", BUILD_DIR, "--prefix", prefix, "--component",
+                            component], timeout=BUILD_TIMEOUT)
+        check(rc == 0, "cmake --install --component %s failed:\n%s%s" % (component, out, err))
+    for f in ("include/conveyor/test_harness.h", "lib/libconveyor-sdk-test.a",
+              "lib/pkgconfig/conveyor-sdk-test.pc"):
+        check(os.path.exists(os.path.join(prefix, f)), "%s not installed" % f)
+    env = dict(os.environ)
+    for var in ("CPATH", "C_INCLUDE_PATH", "CFLAGS", "CPPFLAGS", "LDFLAGS", "MAKEFLAGS",
+                "MFLAGS", "CMAKE_PREFIX_PATH", "PKG_CONFIG_LIBDIR"):
+        env.pop(var, None)
+    env["PKG_CONFIG_PATH"] = os.path.join(prefix, "lib", "pkgconfig")
+    cc = build_compiler()
+    cflags = "-O1 -g" + (" -fsanitize=address,undefined -fno-omit-frame-pointer"
+                         if SANITIZE else "")
+
+    src = os.path.join(work, "scale")
+    shutil.copytree(os.path.join(SOURCE_DIR, "sdk", "template"), src,
+                    ignore=shutil.ignore_patterns("*.so", "build*", "scale_test"))
+    out = sh(["make", "test", "CC=" + cc, "CFLAGS=" + cflags], env, src, "make test (template)")
+    check("scale_test: ok" in out, "make test did not run the unit test:\n%s" % out)
+    check(os.path.join(prefix, "lib") in out and os.path.realpath(SOURCE_DIR) not in out,
+          "the unit test is not linked against the installed harness alone:\n%s" % out)
+
+    build = os.path.join(work, "scale-cmake")
+    sh(["cmake", "-S", src, "-B", build, "-DCMAKE_C_COMPILER=" + cc,
+        "-DCMAKE_C_FLAGS=" + cflags], env, src, "cmake configure (template test)")
+    sh(["cmake", "--build", build], env, src, "cmake --build (template test)")
+    out = sh(["ctest", "--test-dir", build, "--output-on-failure"], env, src, "ctest (template)")
+    check("1 tests passed" in out or "100% tests passed" in out, "ctest:\n%s" % out)
+
+
 if __name__ == "__main__":
     main([
         test_install_is_header_and_pc_only,
@@ -349,4 +513,6 @@ if __name__ == "__main__":
         test_other_major_refused,
         test_newer_minor_refused,
         test_same_abi_accepted,
+        test_abi_1_0_plugin_runs_unchanged,
+        test_harness_installed_and_template_unit_test_runs,
     ])
