@@ -29,8 +29,11 @@ def fail(msg):
 
 
 def workdir(name):
-    """A fresh folder for generated files, under the build dir."""
-    base = os.path.join(ct.BUILD_DIR, "k8s-checks")
+    """A fresh folder for generated files, under the build dir: one tree
+    per test script, since ctest runs the scripts in parallel and several
+    use the same helpers (and so the same names)."""
+    script = os.path.splitext(os.path.basename(sys.argv[0]))[0] or "k8s"
+    base = os.path.join(ct.BUILD_DIR, "k8s-checks", script)
     os.makedirs(base, exist_ok=True)
     path = os.path.join(base, name)
     shutil.rmtree(path, ignore_errors=True)
