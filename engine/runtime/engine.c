@@ -882,8 +882,18 @@ int engine_run(struct engine_spec *spec, const struct engine_options *opts)
 		log_info("serving /metrics, /healthz and /readyz on %s (port %u)", listen,
 		         http_server_port(http));
 		bool tap = atomic_load(&e.set.tap);
+		/* The address with the port bound (port 0 picks one). */
+		const char *colon = strrchr(listen, ':');
+		int host_len = colon ? (int)(colon - listen) : (int)strlen(listen);
+		char where[320];
+		const char *host = listen;
+		if (host_len == 0 || (host_len == 7 && strncmp(listen, "0.0.0.0", 7) == 0)) {
+			host = "127.0.0.1"; /* all IPv4 addresses: this machine's included */
+			host_len = 9;
+		}
+		snprintf(where, sizeof where, "%.*s:%u", host_len, host, http_server_port(http));
 		log_info("console: http://%s/ ; terminal view: conveyor top --url http://%s%s",
-		         listen, listen, tap ? " ; taps allowed (engine.http.tap)" : "");
+		         where, where, tap ? " ; taps allowed (engine.http.tap)" : "");
 		if (tap && !listen_is_loopback(listen))
 			log_warn("engine.http.tap is on and %s is not a loopback address: anyone "
 			         "who reaches it can read this engine's records",
