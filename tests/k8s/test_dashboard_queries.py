@@ -227,8 +227,9 @@ def test_every_panel_query_returns_data():
             for app, (e, _) in engines.items():
                 ct.check(e.alive(), "%s exited:\n%s" % (app, e.stderr_text()[-3000:]))
             time.sleep(2)
-        ct.check(not failures, "queries without data or with errors after %ds:\n  %s" %
-                 (QUERY_TIMEOUT, "\n  ".join(failures)))
+        ct.check(not failures, "queries without data or with errors after %ds:\n  %s\n"
+                 "the processor's first sink and warning lines:\n%s" %
+                 (QUERY_TIMEOUT, "\n  ".join(failures), first_warnings(engines["processor"][0])))
         print("%d panel queries answered with data" % checked)
         for name, v in sorted(values.items()):
             print("  %-32s %s" % (name, v))
@@ -244,6 +245,14 @@ def test_every_panel_query_returns_data():
         db.stop()
         mc.stop()
     shutil.rmtree(os.path.join(wd, "prometheus", "data"), ignore_errors=True)
+
+
+def first_warnings(e, n=12):
+    """The first lines an engine logged at warn or above, or from its sink: the
+    cause of a stall is usually there, long before the tail of its log."""
+    lines = [ln for ln in e.stderr_text().splitlines()
+             if '"level":"warn"' in ln or '"level":"error"' in ln or '"stage":"influxdb"' in ln]
+    return "\n".join(lines[:n]) or "(none)"
 
 
 def run_all(dashboards, prom, db):
