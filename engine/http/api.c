@@ -11,6 +11,7 @@
 
 #include <conveyor/plugin.h>
 
+#include "base/clock.h"
 #include "metrics/metrics.h"
 #include "runtime/host_api.h"
 #include "runtime/pipeline.h"
@@ -163,9 +164,9 @@ int api_render_pipelines(const struct api_view *v, struct strbuf *out)
 	strbuf_puts(out, "{\"version\":");
 	j_str(out, CONVEYOR_VERSION);
 	strbuf_printf(out, ",\"abi\":\"%d.%d\",\"uptime_seconds\":", CV_ABI_MAJOR, CV_ABI_MINOR);
-	j_num(out, (double)(host_monotonic_ns() - v->started_ns) * 1e-9);
+	j_num(out, (double)(clock_monotonic_ns() - v->started_ns) * 1e-9);
 	strbuf_puts(out, ",\"time\":");
-	j_num(out, (double)host_now_ns() * 1e-9);
+	j_num(out, (double)clock_now_ns() * 1e-9);
 	strbuf_printf(out, ",\"tap\":%s,\"pipelines\":[", v->tap_allowed ? "true" : "false");
 	for (size_t i = 0; i < v->npipelines; i++) {
 		if (i)

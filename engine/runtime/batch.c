@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/dead_letter.h"
+
 struct batch *batch_new(uint32_t capacity, uint16_t slots, size_t arena_bytes)
 {
 	struct batch *b = calloc(1, sizeof *b);
@@ -97,4 +99,78 @@ size_t batch_footprint(const struct batch *b)
 	       b->pub.capacity *
 	               (sizeof(struct cv_record) + b->slots_per_record * sizeof(struct cv_field)) +
 	       b->arena_cap;
+}
+
+#define SETTLED (CV_RECORD_DELIVERED | CV_RECORD_REJECTED | CV_RECORD_FAILED | CV_RECORD_DROPPED)
+
+void batch_complete(struct batch *b)
+{
+	b->owner->complete(b->owner->ctx, b);
+}
+
+static void rejected(struct batch *b, uint32_t index, const char *reason)
+{
+	dead_letter_write(b->owner->dead_letter, b->owner->sink, "record rejected", reason,
+	                  &b->pub.records[index], NULL, 0);
+}
+
+void batch_settle(struct batch *b, uint32_t index, enum cv_ack outcome, const char *reason)
+{
+	if (index >= b->pub.count || (b->pub.records[index].flags & SETTLED))
+		return; /* out of range, dropped, or settled twice: ignore */
+	struct cv_record *r = &b->pub.records[index];
+	switch (outcome) {
+	case CV_ACK_DELIVERED:
+		r->flags |= CV_RECORD_DELIVERED;
+		atomic_fetch_add_explicit(&b->delivered, 1, memory_order_relaxed);
+		break;
+	case CV_ACK_REJECTED:
+		r->flags |= CV_RECORD_REJECTED;
+		atomic_fetch_add_explicit(&b->rejected, 1, memory_order_relaxed);
+		rejected(b, index, reason);
+		break;
+	default:
+		r->flags |= CV_RECORD_FAILED;
+		atomic_fetch_add_explicit(&b->failed, 1, memory_order_relaxed);
+		break;
+	}
+	if (atomic_fetch_sub_explicit(&b->pending, 1, memory_order_acq_rel) == 1)
+		batch_complete(b);
+}
+
+void batch_settle_all(struct batch *b, enum cv_ack outcome, const char *reason)
+{
+	static const uint16_t flag_of[] = {CV_RECORD_DELIVERED, CV_RECORD_REJECTED,
+	                                   CV_RECORD_FAILED};
+	uint16_t flag = flag_of[(unsigned)outcome <= CV_ACK_FAILED ? outcome : CV_ACK_FAILED];
+	uint32_t n = 0;
+	/* One pass setting flags, one atomic add: no locked instruction per record. */
+	for (uint32_t i = 0; i < b->pub.count; i++) {
+		struct cv_record *r = &b->pub.records[i];
+		if (r->flags & SETTLED)
+			continue;
+		r->flags |= flag;
+		n++;
+		if (flag == CV_RECORD_REJECTED)
+			rejected(b, i, reason);
+	}
+	if (!n)
+		return;
+	_Atomic uint32_t *counter = flag == CV_RECORD_DELIVERED  ? &b->delivered
+	                            : flag == CV_RECORD_REJECTED ? &b->rejected
+	                                                         : &b->failed;
+	atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
+	if (atomic_fetch_sub_explicit(&b->pending, n, memory_order_acq_rel) == n)
+		batch_complete(b);
+}
+
+void batch_hold(struct batch *b, uint32_t live)
+{
+	atomic_store_explicit(&b->pending, live + 1, memory_order_release);
+}
+
+void batch_release(struct batch *b)
+{
+	if (atomic_fetch_sub_explicit(&b->pending, 1, memory_order_acq_rel) == 1)
+		batch_complete(b);
 }

@@ -1,7 +1,8 @@
 /* batch.h - the host side of a batch: record and field slots allocated once,
- * a bump arena for strings and extra fields, and the acknowledgement state.
- * Batches are recycled through a pipeline's pool, so the hot path never
- * mallocs. */
+ * a bump arena for strings and extra fields, and the acknowledgement state:
+ * settling its records, routing rejected ones to the dead-letter
+ * destination, and telling its owner when the last one settled. Batches are
+ * recycled through a pipeline's pool, so the hot path never mallocs. */
 #ifndef CONVEYOR_BATCH_H
 #define CONVEYOR_BATCH_H
 
@@ -11,12 +12,24 @@
 
 #include <conveyor/plugin.h>
 
-struct pipeline;
+struct batch;
+struct dead_letter;
 struct transform_set;
+
+/* What settling needs of whoever owns a batch (a pipeline, a stage
+ * harness), so that this file knows nothing of them. */
+struct batch_owner {
+	/* The batch's last record settled: called once, on the thread that
+	 * settled it. */
+	void (*complete)(void *ctx, struct batch *b);
+	void *ctx;
+	struct dead_letter *dead_letter; /* where rejected records go; NULL: nowhere */
+	const char *sink;                /* the stage named in a rejection's dead letter */
+};
 
 struct batch {
 	struct cv_batch pub; /* first: plugins see only this */
-	struct pipeline *pipeline;
+	const struct batch_owner *owner;
 	struct cv_field *slots; /* capacity * slots_per_record */
 	uint16_t slots_per_record;
 	char *arena;
@@ -47,5 +60,23 @@ char *batch_strdup(struct cv_batch *pub, const char *s, size_t len);
 struct cv_field *batch_record_grow_fields(struct cv_batch *pub, struct cv_record *r);
 /* Bytes this batch holds in memory (records, slots, arena). */
 size_t batch_footprint(const struct batch *b);
+
+/* Settles record `index` with `outcome` (a rejected record goes to the
+ * owner's dead-letter destination with `reason`); ignores an index out of
+ * range and a record settled or dropped already. Any thread; the settle
+ * that leaves nothing pending completes the batch. */
+void batch_settle(struct batch *b, uint32_t index, enum cv_ack outcome, const char *reason);
+/* Settles every record not settled yet with `outcome`, with one atomic
+ * update for them all. */
+void batch_settle_all(struct batch *b, enum cv_ack outcome, const char *reason);
+/* Holds the batch while the sink's write runs: `live` records pending plus
+ * the host's own hold, so the batch cannot complete (and be recycled) under
+ * the caller's feet, whatever the sink settles meanwhile. */
+void batch_hold(struct batch *b, uint32_t live);
+/* Drops the hold taken by batch_hold(); completes the batch if it was the
+ * last thing pending. */
+void batch_release(struct batch *b);
+/* Completes a batch with nothing pending (no live record reached a sink). */
+void batch_complete(struct batch *b);
 
 #endif

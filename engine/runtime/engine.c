@@ -11,7 +11,7 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 
-#include "runtime/host_api.h"
+#include "base/clock.h"
 #include "http/api.h"
 #include "http/http_server.h"
 #include "base/log.h"
@@ -302,7 +302,7 @@ static void register_build_info(struct metrics *m)
 
 static double wall_seconds(void)
 {
-	return (double)host_now_ns() * 1e-9;
+	return (double)clock_now_ns() * 1e-9;
 }
 
 /* The reload metrics; the spec loaded at start counts as a good config. */
@@ -414,7 +414,7 @@ static void log_summary(struct engine *e, int64_t elapsed_ns)
 
 static int64_t stop_all(struct engine *e, int64_t timeout_ns)
 {
-	int64_t deadline = host_monotonic_ns() + timeout_ns;
+	int64_t deadline = clock_monotonic_ns() + timeout_ns;
 	atomic_store(&e->stopping, true);
 	for (size_t i = 0; i < e->nrunning; i++)
 		if (e->running[i]->started)
@@ -565,7 +565,7 @@ static int commit(struct engine *e, struct reload_plan *plan, struct strbuf *tex
 		free(unused);
 		return -1;
 	}
-	int64_t deadline = host_monotonic_ns() + plan->spec->shutdown_timeout_ns;
+	int64_t deadline = clock_monotonic_ns() + plan->spec->shutdown_timeout_ns;
 	for (size_t i = 0; i < plan->nsteps; i++) {
 		struct reload_step *st = &plan->steps[i];
 		switch (st->action) {
@@ -808,7 +808,7 @@ static bool all_done(struct engine *e, bool stopping)
 
 int engine_run(struct engine_spec *spec, const struct engine_options *opts)
 {
-	struct engine e = {.opts = opts, .done_fd = -1, .started_ns = host_monotonic_ns()};
+	struct engine e = {.opts = opts, .done_fd = -1, .started_ns = clock_monotonic_ns()};
 	int exit_code = 0;
 	bool ran = false; /* reached the end of a run: log "stopped" */
 	struct http_server *http = NULL;
@@ -908,7 +908,7 @@ int engine_run(struct engine_spec *spec, const struct engine_options *opts)
 	}
 	atomic_store(&e.all_started, true);
 
-	int64_t start = host_monotonic_ns();
+	int64_t start = clock_monotonic_ns();
 	int64_t last_summary = start, last_watch = start;
 	bool stopping = false, abandon = false;
 	int64_t stop_deadline = INT64_MAX;
@@ -927,7 +927,7 @@ int engine_run(struct engine_spec *spec, const struct engine_options *opts)
 			if ((fds[1].revents & POLLIN) && read(e.done_fd, &n, sizeof n) < 0)
 				n = 0;
 		}
-		int64_t now = host_monotonic_ns();
+		int64_t now = clock_monotonic_ns();
 		const char *reload_trigger = NULL;
 		if (sig == SIGINT || sig == SIGTERM) {
 			if (stopping) {
@@ -968,7 +968,7 @@ int engine_run(struct engine_spec *spec, const struct engine_options *opts)
 			if (asked)
 				answer_reloads(&e, asked, status, answer.data ? answer.data : "");
 			strbuf_free(&answer);
-			now = host_monotonic_ns();
+			now = clock_monotonic_ns();
 		}
 		if (!stopping && opts->duration_ns > 0 && now - start >= opts->duration_ns) {
 			log_info("duration reached: stopping sources, draining");
@@ -1007,7 +1007,7 @@ int engine_run(struct engine_spec *spec, const struct engine_options *opts)
 		}
 	}
 	if (e.set.summary_interval_ns > 0)
-		log_summary(&e, host_monotonic_ns() - last_summary);
+		log_summary(&e, clock_monotonic_ns() - last_summary);
 	for (size_t i = 0; i < e.nrunning; i++)
 		if (summary_log_stop(&e.running[i]->p, 1))
 			e.records_failed = true;

@@ -3,27 +3,18 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "runtime/batch.h"
+#include "base/clock.h"
 #include "base/log.h"
-#include "runtime/pipeline.h"
+#include "runtime/batch.h"
 #include "runtime/plugin_loader.h"
 #include "runtime/stage.h"
 #include "spec/options.h"
 
-int64_t host_now_ns(void)
+/* The table needs a function's address; the clock itself is inline. */
+static int64_t host_now_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int64_t host_monotonic_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return clock_now_ns();
 }
 
 static void api_log(struct cv_stage *st, enum cv_log_level level, const char *fmt, ...)
@@ -41,70 +32,21 @@ static bool api_log_enabled(struct cv_stage *st, enum cv_log_level level)
 	return log_enabled(level);
 }
 
-#define SETTLED (CV_RECORD_DELIVERED | CV_RECORD_REJECTED | CV_RECORD_FAILED | CV_RECORD_DROPPED)
-
-static void settle(struct batch *b, uint32_t index, enum cv_ack outcome, const char *reason)
-{
-	struct cv_record *r = &b->pub.records[index];
-	switch (outcome) {
-	case CV_ACK_DELIVERED:
-		r->flags |= CV_RECORD_DELIVERED;
-		atomic_fetch_add_explicit(&b->delivered, 1, memory_order_relaxed);
-		break;
-	case CV_ACK_REJECTED:
-		r->flags |= CV_RECORD_REJECTED;
-		atomic_fetch_add_explicit(&b->rejected, 1, memory_order_relaxed);
-		pipeline_record_rejected(b, index, reason);
-		break;
-	default:
-		r->flags |= CV_RECORD_FAILED;
-		atomic_fetch_add_explicit(&b->failed, 1, memory_order_relaxed);
-		break;
-	}
-}
-
 static void api_ack_record(struct cv_batch *pub, uint32_t index, enum cv_ack outcome,
                            const char *reason)
 {
-	struct batch *b = batch_of(pub);
-	if (index >= pub->count || (pub->records[index].flags & SETTLED))
-		return; /* out of range, dropped, or settled twice: ignore */
-	settle(b, index, outcome, reason);
-	if (atomic_fetch_sub_explicit(&b->pending, 1, memory_order_acq_rel) == 1)
-		pipeline_batch_complete(b);
+	batch_settle(batch_of(pub), index, outcome, reason);
 }
 
 static void api_ack_batch(struct cv_batch *pub, enum cv_ack outcome, const char *reason)
 {
-	struct batch *b = batch_of(pub);
-	static const uint16_t flag_of[] = {CV_RECORD_DELIVERED, CV_RECORD_REJECTED,
-	                                   CV_RECORD_FAILED};
-	uint16_t flag = flag_of[(unsigned)outcome <= CV_ACK_FAILED ? outcome : CV_ACK_FAILED];
-	uint32_t n = 0;
-	/* One pass setting flags, one atomic add: no locked instruction per record. */
-	for (uint32_t i = 0; i < pub->count; i++) {
-		struct cv_record *r = &pub->records[i];
-		if (r->flags & SETTLED)
-			continue;
-		r->flags |= flag;
-		n++;
-		if (flag == CV_RECORD_REJECTED)
-			pipeline_record_rejected(b, i, reason);
-	}
-	if (!n)
-		return;
-	_Atomic uint32_t *counter = flag == CV_RECORD_DELIVERED  ? &b->delivered
-	                            : flag == CV_RECORD_REJECTED ? &b->rejected
-	                                                         : &b->failed;
-	atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
-	if (atomic_fetch_sub_explicit(&b->pending, n, memory_order_acq_rel) == n)
-		pipeline_batch_complete(b);
+	batch_settle_all(batch_of(pub), outcome, reason);
 }
 
 static void api_dead_letter(struct cv_stage *st, const void *raw, size_t raw_len,
                             const struct cv_record *record, const char *reason)
 {
-	pipeline_dead_letter(st, raw, raw_len, record, reason);
+	stage_dead_letter(st, raw, raw_len, record, reason);
 }
 
 static void api_reject(struct cv_stage *st, struct cv_batch *pub, struct cv_record *record,
@@ -114,12 +56,13 @@ static void api_reject(struct cv_stage *st, struct cv_batch *pub, struct cv_reco
 	if (!st || !record || at < first || at >= (uintptr_t)(pub->records + pub->count))
 		return; /* not a record of this batch */
 	if (st->plugin->kind == CV_KIND_SINK) {
-		api_ack_record(pub, (uint32_t)(record - pub->records), CV_ACK_REJECTED, reason);
+		batch_settle(batch_of(pub), (uint32_t)(record - pub->records), CV_ACK_REJECTED,
+		             reason);
 		return;
 	}
 	if (record->flags & CV_RECORD_DROPPED)
 		return;
-	pipeline_dead_letter(st, NULL, 0, record, reason);
+	stage_dead_letter(st, NULL, 0, record, reason);
 	cv_record_drop(pub, record);
 }
 
@@ -236,7 +179,7 @@ static const char *api_stage_name(const struct cv_stage *st)
 
 static bool api_stopping(const struct cv_stage *st)
 {
-	return st->pipeline && atomic_load_explicit(&st->pipeline->stop, memory_order_relaxed);
+	return st->stop && atomic_load_explicit(st->stop, memory_order_relaxed);
 }
 
 static void api_check_error(struct cv_check *check, const char *option, const char *fmt, ...)

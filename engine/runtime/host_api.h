@@ -18,7 +18,4 @@ void host_api_each_metric(const struct cv_stage *st,
                           void (*fn)(void *ctx, const char *name, const struct metric_series *s),
                           void *ctx);
 
-int64_t host_now_ns(void);
-int64_t host_monotonic_ns(void);
-
 #endif

@@ -6,22 +6,22 @@
 #include <string.h>
 #include <time.h>
 
-#include "runtime/dead_letter.h"
-#include "runtime/host_api.h"
-#include "runtime/tap.h"
+#include "base/clock.h"
 #include "base/log.h"
+#include "runtime/dead_letter.h"
+#include "runtime/tap.h"
 
 /* How long a thread waits on its condition before looking around again. */
 #define TICK_NS (100 * 1000000LL)
 /* Errors from a source are logged at most this often. */
 #define ERROR_LOG_INTERVAL_NS (5 * 1000000000LL)
 
+/* The monotonic time `ns` from now, for pthread_cond_timedwait. */
 static void deadline_after(struct timespec *ts, int64_t ns)
 {
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_nsec += ns % 1000000000;
-	ts->tv_sec += ns / 1000000000 + ts->tv_nsec / 1000000000;
-	ts->tv_nsec %= 1000000000;
+	int64_t at = clock_monotonic_ns() + ns;
+	ts->tv_sec = at / 1000000000;
+	ts->tv_nsec = at % 1000000000;
 }
 
 static void cond_init_monotonic(pthread_cond_t *c)
@@ -73,7 +73,7 @@ static struct batch *pool_grow(struct pipeline *p)
 	struct batch *b = batch_new(p->batch_records, p->slots, p->arena_bytes);
 	if (!b)
 		return NULL;
-	b->pipeline = p;
+	b->owner = &p->owner;
 	p->pool[p->npool++] = b;
 	p->pool_bytes += batch_footprint(b);
 	return b;
@@ -93,11 +93,15 @@ static struct batch *take_batch(struct pipeline *p)
 	return pool_grow(p);
 }
 
+static void batch_done(void *ctx, struct batch *b);
+
 /* Gives stages their pipeline, labels and metrics. */
 static int attach_stages(struct pipeline *p, struct cv_stage *stages, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		stages[i].pipeline = p;
+		stages[i].stop = &p->stop;
+		stages[i].dead_letter = p->dead_letter;
 		stages[i].pipeline_name = p->cfg.name;
 		stages[i].registry = p->registry;
 		atomic_store(&stages[i].healthy, true);
@@ -126,6 +130,17 @@ struct pipeline *pipeline_new(const struct pipeline_config *cfg, struct cv_stage
 
 	p->xf_first = (struct transform_set){.stages = stages + 1, .n = nstages - 2};
 	atomic_init(&p->xf, &p->xf_first);
+	p->dead_letter = dead_letter_open(cfg->name, cfg->dead_letter_path);
+	if (!p->dead_letter) {
+		log_write(CV_LOG_ERROR, cfg->name, NULL, "cannot open dead-letter file %s: %s",
+		          cfg->dead_letter_path ? cfg->dead_letter_path : "(none)",
+		          strerror(errno));
+		goto fail;
+	}
+	p->owner = (struct batch_owner){.complete = batch_done,
+	                                .ctx = p,
+	                                .dead_letter = p->dead_letter,
+	                                .sink = sink_of(p)->name};
 	if (attach_stages(p, stages, nstages) < 0)
 		goto fail;
 	if (cfg->metrics_enabled && registry && setup_latency(p) < 0)
@@ -162,15 +177,6 @@ struct pipeline *pipeline_new(const struct pipeline_config *cfg, struct cv_stage
 		b->next = p->free_list;
 		p->free_list = b;
 	}
-	if (cfg->dead_letter_path) {
-		p->dead_letter = dead_letter_open(cfg->dead_letter_path);
-		if (!p->dead_letter) {
-			log_write(CV_LOG_ERROR, cfg->name, NULL,
-			          "cannot open dead-letter file %s: %s", cfg->dead_letter_path,
-			          strerror(errno));
-			goto fail;
-		}
-	}
 	return p;
 fail:
 	p->stages = NULL; /* the caller still owns them on failure */
@@ -188,7 +194,7 @@ static void set_queue_gauge(struct pipeline *p)
 
 static inline int64_t call_begin(struct cv_stage *st)
 {
-	int64_t t = host_monotonic_ns();
+	int64_t t = clock_monotonic_ns();
 	atomic_store_explicit(&st->busy_since, t, memory_order_relaxed);
 	return t;
 }
@@ -197,7 +203,7 @@ static inline void call_end(struct cv_stage *st, int64_t t0)
 {
 	atomic_store_explicit(&st->busy_since, 0, memory_order_relaxed);
 	if (st->m.duration) {
-		int64_t t1 = host_monotonic_ns();
+		int64_t t1 = clock_monotonic_ns();
 		metric_observe(st->m.duration, (double)(t1 - t0) * 1e-9);
 		metric_inc(st->m.batches, 1);
 	}
@@ -228,7 +234,7 @@ static size_t latency_bucket(const struct pipeline *p, int64_t lat)
 
 static void observe_latency(struct pipeline *p, struct batch *b, uint32_t delivered)
 {
-	const int64_t now = host_now_ns();
+	const int64_t now = clock_now_ns();
 	const struct cv_record *recs = b->pub.records;
 	const uint32_t n = b->pub.count;
 	if (delivered == n) {
@@ -284,13 +290,11 @@ static void observe_latency(struct pipeline *p, struct batch *b, uint32_t delive
 		metric_observe_bucket(p->latency, idx, sum * 1e-9, cnt);
 }
 
-void pipeline_batch_complete(struct batch *b)
+/* The batch's owner callback: its last record settled (any thread). Counts
+ * the sink's outcomes and hands the batch to the source thread. */
+static void batch_done(void *ctx, struct batch *b)
 {
-	struct pipeline *p = b->pipeline;
-	if (p->detached) {
-		atomic_fetch_add(&p->detached_completed, 1);
-		return;
-	}
+	struct pipeline *p = ctx;
 	struct cv_stage *sink = sink_of(p);
 	struct transform_set *xf = b->xf;
 	b->xf = NULL;
@@ -311,82 +315,12 @@ void pipeline_batch_complete(struct batch *b)
 		atomic_fetch_sub_explicit(&xf->batches, 1, memory_order_release);
 }
 
-/* Warns of a record rejected or dead-lettered with no file to keep it, at
- * most once per interval per pipeline, with the pipeline's running count:
- * a burst shows its total in the next warning, or at stop
- * (pipeline_warn_unrouted_final). */
-static void warn_limited(struct pipeline *p, const char *stage, const char *what,
-                         const char *reason)
-{
-	uint64_t total = atomic_fetch_add_explicit(&p->unrouted, 1, memory_order_relaxed) + 1;
-	int64_t now = host_monotonic_ns();
-	int64_t last = atomic_load_explicit(&p->last_warn_ns, memory_order_relaxed);
-	if ((last && now - last < ERROR_LOG_INTERVAL_NS) ||
-	    !atomic_compare_exchange_strong(&p->last_warn_ns, &last, now)) {
-		atomic_fetch_add_explicit(&p->warn_suppressed, 1, memory_order_relaxed);
-		return;
-	}
-	atomic_store(&p->warn_suppressed, 0);
-	log_write(CV_LOG_WARN, p->cfg.name, stage,
-	          "%s: %s (no usable dead_letter file: counted as dropped; records of this "
-	          "pipeline not kept so far: %llu)",
-	          what, reason ? reason : "no reason given", (unsigned long long)total);
-}
-
-void pipeline_warn_unrouted_final(struct pipeline *p)
-{
-	if (atomic_exchange(&p->warn_suppressed, 0) == 0)
-		return;
-	log_write(CV_LOG_WARN, p->cfg.name, NULL,
-	          "records rejected or dead-lettered with no usable dead_letter file: records of "
-	          "this pipeline not kept in all: %llu",
-	          (unsigned long long)atomic_load(&p->unrouted));
-}
-
-void pipeline_record_rejected(struct batch *b, uint32_t index, const char *reason)
-{
-	struct pipeline *p = b->pipeline;
-	struct cv_stage *sink = sink_of(p);
-	const struct cv_record *r = &b->pub.records[index];
-	if (p->dead_letter &&
-	    dead_letter_write(p->dead_letter, p->cfg.name, sink->name, reason, r, NULL, 0) == 0) {
-		atomic_fetch_add_explicit(&p->dead_lettered, 1, memory_order_relaxed);
-		return;
-	}
-	warn_limited(p, sink->name, "record rejected", reason);
-}
-
-void pipeline_dead_letter(struct cv_stage *st, const void *raw, size_t raw_len,
-                          const struct cv_record *record, const char *reason)
-{
-	struct pipeline *p = st->pipeline;
-	/* A source's input never became a record: count it here. A transform
-	 * drops the record too, and run_batch counts it then. */
-	atomic_fetch_add_explicit(&st->total_dead_lettered, 1, memory_order_relaxed);
-	if (st->plugin->kind == CV_KIND_SOURCE)
-		count(st->m.dropped, &st->total_dropped, 1);
-	if (p && p->dead_letter &&
-	    dead_letter_write(p->dead_letter, st->pipeline_name, st->name, reason, record, raw,
-	                      raw_len) == 0) {
-		atomic_fetch_add_explicit(&p->dead_lettered, 1, memory_order_relaxed);
-		return;
-	}
-	if (p)
-		warn_limited(p, st->name, "dead letter", reason);
-}
-
-void pipeline_batch_release(struct batch *b)
-{
-	if (atomic_fetch_sub_explicit(&b->pending, 1, memory_order_acq_rel) == 1)
-		pipeline_batch_complete(b);
-}
-
 /* Settles every live record of a batch as failed (a transform failed). */
 static void fail_batch(struct batch *b, const char *reason)
 {
-	atomic_store(&b->pending, b->pub.live + 1);
-	host_api.ack_batch(&b->pub, CV_ACK_FAILED, reason);
-	pipeline_batch_release(b);
+	batch_hold(b, b->pub.live);
+	batch_settle_all(b, CV_ACK_FAILED, reason);
+	batch_release(b);
 }
 
 static void run_batch(struct pipeline *p, struct batch *b)
@@ -420,15 +354,12 @@ static void run_batch(struct pipeline *p, struct batch *b)
 	struct cv_stage *sink = sink_of(p);
 	uint32_t live = b->pub.live;
 	if (live == 0) {
-		pipeline_batch_complete(b);
+		batch_complete(b);
 		return;
 	}
 	count(sink->m.in, NULL, live);
 	tap_point(sink, &b->pub);
-	/* The host holds one extra count while write runs, so the batch cannot
-	 * complete (and be recycled) under our feet, whatever the sink settles
-	 * during the call or from its own threads. */
-	atomic_store_explicit(&b->pending, live + 1, memory_order_release);
+	batch_hold(b, live);
 	bool async = sink->plugin->flags & CV_PLUGIN_ASYNC_ACK;
 	int64_t t0 = call_begin(sink);
 	int rc = sink->plugin->write(sink->state, &b->pub);
@@ -436,11 +367,11 @@ static void run_batch(struct pipeline *p, struct batch *b)
 	if (rc < 0) {
 		count(sink->m.errors, NULL, 1);
 		log_write(CV_LOG_ERROR, p->cfg.name, sink->name, "write failed (error %d)", rc);
-		host_api.ack_batch(&b->pub, CV_ACK_FAILED, "write failed");
+		batch_settle_all(b, CV_ACK_FAILED, "write failed");
 	} else if (!async) {
-		host_api.ack_batch(&b->pub, CV_ACK_DELIVERED, NULL);
+		batch_settle_all(b, CV_ACK_DELIVERED, NULL);
 	}
-	pipeline_batch_release(b);
+	batch_release(b);
 }
 
 static int64_t current_deadline(struct pipeline *p)
@@ -454,13 +385,13 @@ static void flush_sink(struct pipeline *p)
 	if (!sink->plugin->flush)
 		return;
 	for (;;) {
-		int64_t now = host_monotonic_ns();
+		int64_t now = clock_monotonic_ns();
 		int64_t deadline = current_deadline(p);
 		if (now >= deadline)
 			break;
 		int64_t until = deadline - now < TICK_NS * 2 ? deadline - now : TICK_NS * 2;
 		int64_t t0 = call_begin(sink);
-		int rc = sink->plugin->flush(sink->state, host_now_ns() + until);
+		int rc = sink->plugin->flush(sink->state, clock_now_ns() + until);
 		atomic_store_explicit(&sink->busy_since, 0, memory_order_relaxed);
 		(void)t0;
 		if (rc == 0)
@@ -509,7 +440,7 @@ static void *worker_main(void *arg)
 		if (!p->queue_head)
 			worker_idle(p);
 		while (!p->queue_head && !p->source_done && !p->xf_pending) {
-			atomic_store_explicit(&p->heartbeat_worker, host_monotonic_ns(),
+			atomic_store_explicit(&p->heartbeat_worker, clock_monotonic_ns(),
 			                      memory_order_relaxed);
 			struct timespec ts;
 			deadline_after(&ts, TICK_NS);
@@ -532,7 +463,7 @@ static void *worker_main(void *arg)
 		p->worker_busy = true;
 		set_queue_gauge(p);
 		pthread_mutex_unlock(&p->mu);
-		atomic_store_explicit(&p->heartbeat_worker, host_monotonic_ns(),
+		atomic_store_explicit(&p->heartbeat_worker, clock_monotonic_ns(),
 		                      memory_order_relaxed);
 		b->next = NULL;
 		run_batch(p, b);
@@ -546,7 +477,7 @@ static void *worker_main(void *arg)
 static void source_error(struct pipeline *p, struct cv_stage *st, int rc, int64_t *last_log)
 {
 	count(st->m.errors, &st->total_errors, 1);
-	int64_t now = host_monotonic_ns();
+	int64_t now = clock_monotonic_ns();
 	if (now - *last_log >= ERROR_LOG_INTERVAL_NS) {
 		log_write(CV_LOG_ERROR, p->cfg.name, st->name, "read failed (error %d); retrying",
 		          rc);
@@ -589,7 +520,7 @@ static int fill_batch(struct pipeline *p, struct cv_stage *st, struct batch *b)
 		if (rc != 0 || b->pub.count == 0 || b->pub.count >= b->pub.capacity ||
 		    p->linger_ns == 0 || atomic_load_explicit(&p->stop, memory_order_relaxed))
 			return rc;
-		int64_t now = host_monotonic_ns();
+		int64_t now = clock_monotonic_ns();
 		atomic_store_explicit(&p->heartbeat_source, now, memory_order_relaxed);
 		if (!linger_until)
 			linger_until = now + p->linger_ns;
@@ -620,7 +551,7 @@ static void *source_main(void *arg)
 	bool eof = false;
 	int64_t last_error_log = INT64_MIN / 2;
 	for (;;) {
-		atomic_store_explicit(&p->heartbeat_source, host_monotonic_ns(),
+		atomic_store_explicit(&p->heartbeat_source, clock_monotonic_ns(),
 		                      memory_order_relaxed);
 		pthread_mutex_lock(&p->mu);
 		struct batch *done = p->done_head;
@@ -651,7 +582,7 @@ static void *source_main(void *arg)
 		}
 		if (eof && p->inflight == 0)
 			break;
-		if (eof && host_monotonic_ns() >= current_deadline(p)) {
+		if (eof && clock_monotonic_ns() >= current_deadline(p)) {
 			log_write(CV_LOG_ERROR, p->cfg.name, st->name,
 			          "shutdown timeout: %u batches still unacknowledged; they will be "
 			          "delivered again after restart",
@@ -736,7 +667,7 @@ int pipeline_start(struct pipeline *p)
 		}
 		st->started = true;
 	}
-	int64_t now = host_monotonic_ns();
+	int64_t now = clock_monotonic_ns();
 	p->heartbeat_source = now;
 	p->heartbeat_worker = now;
 	if (pthread_create(&p->worker_thread, NULL, worker_main, p) != 0)
@@ -812,7 +743,7 @@ bool pipeline_alive(const struct pipeline *p, int64_t stuck_ns, const char **why
 {
 	if (!p->threads_started)
 		return true; /* finished, or not started yet */
-	int64_t now = host_monotonic_ns();
+	int64_t now = clock_monotonic_ns();
 	const struct cv_stage *src = source_of(p);
 	int64_t busy = atomic_load(&src->busy_since);
 	if (busy && now - busy > stuck_ns) {

@@ -100,19 +100,14 @@ struct pipeline {
 	_Atomic int64_t deadline_ns;      /* drain deadline (monotonic), once stopping */
 	_Atomic int64_t heartbeat_source; /* monotonic ns of the last loop turn */
 	_Atomic int64_t heartbeat_worker;
-	bool detached; /* a stage harness: no threads, completions counted */
-	_Atomic uint64_t detached_completed;
 
 	struct metric_series *latency;
 	int64_t *latency_bounds_ns; /* bucket upper bounds in ns */
 	size_t nlatency;
 
-	struct dead_letter *dead_letter;
-	_Atomic uint64_t dead_lettered; /* entries written to the dead-letter file */
-	_Atomic uint64_t unrouted;      /* rejected or dead-lettered, with no file to keep them */
-	struct tap_hub *taps;           /* live taps on its stages (runtime/tap.h) */
-	_Atomic int64_t last_warn_ns;
-	_Atomic uint64_t warn_suppressed;
+	struct dead_letter *dead_letter; /* always; without a file it counts and warns */
+	struct batch_owner owner;        /* what its batches call back */
+	struct tap_hub *taps;            /* live taps on its stages (runtime/tap.h) */
 	pthread_t source_thread, worker_thread;
 	bool threads_started;
 };
@@ -144,20 +139,6 @@ bool pipeline_ready(const struct pipeline *p, const char **why);
 /* True when the threads are alive and no plugin call is stuck longer than
  * `stuck_ns`. */
 bool pipeline_alive(const struct pipeline *p, int64_t stuck_ns, const char **why);
-
-/* Called by the host API when the sink settled the batch's last record. */
-void pipeline_batch_complete(struct batch *b);
-/* Drops the host's own hold on a batch taken while the sink's write runs. */
-void pipeline_batch_release(struct batch *b);
-/* Called by the host API for a record the sink rejected for good. */
-void pipeline_record_rejected(struct batch *b, uint32_t index, const char *reason);
-/* Called by the host API when a stage dead-letters input. */
-void pipeline_dead_letter(struct cv_stage *st, const void *raw, size_t raw_len,
-                          const struct cv_record *record, const char *reason);
-
-/* At stop: warns once more if records went without a dead-letter file since
- * the last warning, with the pipeline's total. */
-void pipeline_warn_unrouted_final(struct pipeline *p);
 
 /* The live stages in order: the source, the transforms the worker runs now,
  * the sink. Call from the engine's thread, or with the engine's pipeline set

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "runtime/host_api.h"
 #include "base/log.h"
 #include "metrics/metrics.h"
@@ -231,9 +232,9 @@ static const struct cv_plugin async_sink_plugin = {
 /* --- helpers --- */
 static void wait_done(struct pipeline *p, int seconds)
 {
-	int64_t deadline = host_monotonic_ns() + (int64_t)seconds * 1000000000;
+	int64_t deadline = clock_monotonic_ns() + (int64_t)seconds * 1000000000;
 	while (!pipeline_threads_done(p)) {
-		assert_true(host_monotonic_ns() < deadline);
+		assert_true(clock_monotonic_ns() < deadline);
 		struct timespec ts = {0, 1000000};
 		nanosleep(&ts, NULL);
 	}
@@ -390,14 +391,14 @@ static void test_backpressure_bounds_inflight(void **unused)
 	assert_int_equal(pipeline_start(p), 0);
 	/* The source fills the pool, then must wait: poll until the sink holds
 	 * all four batches, then check the source has not read more. */
-	int64_t deadline = host_monotonic_ns() + 10 * 1000000000LL;
+	int64_t deadline = clock_monotonic_ns() + 10 * 1000000000LL;
 	for (;;) {
 		pthread_mutex_lock(&g_async.mu);
 		size_t n = g_async.n;
 		pthread_mutex_unlock(&g_async.mu);
 		if (n == 4)
 			break;
-		assert_true(host_monotonic_ns() < deadline);
+		assert_true(clock_monotonic_ns() < deadline);
 		struct timespec ts = {0, 1000000};
 		nanosleep(&ts, NULL);
 	}
@@ -410,7 +411,7 @@ static void test_backpressure_bounds_inflight(void **unused)
 	g_async.hold = false;
 	pthread_cond_broadcast(&g_async.cv);
 	pthread_mutex_unlock(&g_async.mu);
-	pipeline_request_stop(p, host_monotonic_ns() + 10 * 1000000000LL);
+	pipeline_request_stop(p, clock_monotonic_ns() + 10 * 1000000000LL);
 	wait_done(p, 15);
 	assert_int_equal(pipeline_join(p), 0);
 	assert_int_equal(atomic_load(&src.acked_ok) + atomic_load(&src.acked_bad), src.next);
@@ -431,13 +432,13 @@ static void test_stop_drains_endless_source(void **unused)
 	struct metrics *m = metrics_new();
 	struct pipeline *p = make(stages, 2, m, 512, 4096);
 	assert_int_equal(pipeline_start(p), 0);
-	int64_t deadline = host_monotonic_ns() + 10 * 1000000000LL;
+	int64_t deadline = clock_monotonic_ns() + 10 * 1000000000LL;
 	while (atomic_load(&sync_written) < 100000) {
-		assert_true(host_monotonic_ns() < deadline);
+		assert_true(clock_monotonic_ns() < deadline);
 		struct timespec ts = {0, 1000000};
 		nanosleep(&ts, NULL);
 	}
-	pipeline_request_stop(p, host_monotonic_ns() + 5 * 1000000000LL);
+	pipeline_request_stop(p, clock_monotonic_ns() + 5 * 1000000000LL);
 	wait_done(p, 10);
 	assert_int_equal(pipeline_join(p), 0);
 	assert_int_equal(atomic_load(&src.acked_ok), src.next);
@@ -521,20 +522,20 @@ static void test_transform_swaps(void **unused)
 	pthread_mutex_lock(&g_async.mu);
 	g_async.hold = true;
 	pthread_mutex_unlock(&g_async.mu);
-	int64_t deadline = host_monotonic_ns() + 10 * 1000000000LL;
+	int64_t deadline = clock_monotonic_ns() + 10 * 1000000000LL;
 	for (;;) { /* until the sink holds a batch the first set transformed */
 		pthread_mutex_lock(&g_async.mu);
 		size_t held = g_async.n;
 		pthread_mutex_unlock(&g_async.mu);
 		if (held)
 			break;
-		assert_true(host_monotonic_ns() < deadline);
+		assert_true(clock_monotonic_ns() < deadline);
 		struct timespec ts = {0, 1000000};
 		nanosleep(&ts, NULL);
 	}
 	pipeline_swap_transforms(p, tag_set(p));
 	while (pipeline_stage(p, 1) == &stages[1]) { /* installed between batches */
-		assert_true(host_monotonic_ns() < deadline);
+		assert_true(clock_monotonic_ns() < deadline);
 		struct timespec ts = {0, 1000000};
 		nanosleep(&ts, NULL);
 	}
@@ -544,7 +545,7 @@ static void test_transform_swaps(void **unused)
 	pthread_cond_broadcast(&g_async.cv);
 	pthread_mutex_unlock(&g_async.mu);
 	while (pipeline_reap_transforms(p) == 0) {
-		assert_true(host_monotonic_ns() < deadline);
+		assert_true(clock_monotonic_ns() < deadline);
 		struct timespec ts = {0, 1000000};
 		nanosleep(&ts, NULL);
 	}
@@ -675,12 +676,12 @@ static uint32_t gate_writes(uint32_t *waiting)
  * `waiting` of those calls wait at the gate. */
 static void await_writes(uint32_t writes, uint32_t waiting)
 {
-	int64_t deadline = host_monotonic_ns() + 20 * 1000000000LL;
+	int64_t deadline = clock_monotonic_ns() + 20 * 1000000000LL;
 	for (;;) {
 		uint32_t w;
 		if (gate_writes(&w) == writes && w == waiting)
 			return;
-		assert_true(host_monotonic_ns() < deadline);
+		assert_true(clock_monotonic_ns() < deadline);
 		struct timespec ts = {0, 1000000};
 		nanosleep(&ts, NULL);
 	}
@@ -688,9 +689,9 @@ static void await_writes(uint32_t writes, uint32_t waiting)
 
 static void await_taken(uint64_t n)
 {
-	int64_t deadline = host_monotonic_ns() + 20 * 1000000000LL;
+	int64_t deadline = clock_monotonic_ns() + 20 * 1000000000LL;
 	while (atomic_load(&g_feed.taken) < n) {
-		assert_true(host_monotonic_ns() < deadline);
+		assert_true(clock_monotonic_ns() < deadline);
 		struct timespec ts = {0, 1000000};
 		nanosleep(&ts, NULL);
 	}
@@ -720,7 +721,7 @@ static struct pipeline *start_gate_pipeline(struct cv_stage *stages, struct metr
 static void stop_gate_pipeline(struct pipeline *p, struct metrics *m)
 {
 	gate_set(false);
-	pipeline_request_stop(p, host_monotonic_ns() + 10 * 1000000000LL);
+	pipeline_request_stop(p, clock_monotonic_ns() + 10 * 1000000000LL);
 	wait_done(p, 15);
 	assert_int_equal(pipeline_join(p), 0);
 	pipeline_free(p);
@@ -778,9 +779,9 @@ static void test_busy_worker_linger_bounds_the_wait(void **unused)
 	const char *queued = "conveyor_stage_queue_records{pipeline=\"p\",stage=\"gate\"";
 	for (int i = 1; i <= 3; i++) {
 		atomic_fetch_add(&g_feed.fed, 1);
-		int64_t deadline = host_monotonic_ns() + 20 * 1000000000LL;
+		int64_t deadline = clock_monotonic_ns() + 20 * 1000000000LL;
 		while (series_value(m, queued) < (double)i) {
-			assert_true(host_monotonic_ns() < deadline);
+			assert_true(clock_monotonic_ns() < deadline);
 			struct timespec ts = {0, 1000000};
 			nanosleep(&ts, NULL);
 		}
@@ -805,9 +806,9 @@ static uint32_t async_writes(uint32_t *last_live)
 
 static void await_async_writes(uint32_t n)
 {
-	int64_t deadline = host_monotonic_ns() + 20 * 1000000000LL;
+	int64_t deadline = clock_monotonic_ns() + 20 * 1000000000LL;
 	while (async_writes(NULL) < n) {
-		assert_true(host_monotonic_ns() < deadline);
+		assert_true(clock_monotonic_ns() < deadline);
 		struct timespec ts = {0, 1000000};
 		nanosleep(&ts, NULL);
 	}
@@ -852,7 +853,7 @@ static void test_spent_pool_batch_fills(void **unused)
 	uint32_t live;
 	async_writes(&live);
 	assert_int_equal(live, 6);
-	pipeline_request_stop(p, host_monotonic_ns() + 10 * 1000000000LL);
+	pipeline_request_stop(p, clock_monotonic_ns() + 10 * 1000000000LL);
 	wait_done(p, 15);
 	assert_int_equal(pipeline_join(p), 0);
 	pipeline_free(p);

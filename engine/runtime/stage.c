@@ -2,8 +2,9 @@
 
 #include <stdlib.h>
 
-#include "runtime/host_api.h"
 #include "base/log.h"
+#include "runtime/dead_letter.h"
+#include "runtime/host_api.h"
 #include "runtime/plugin_loader.h"
 
 int stage_metrics_register(struct cv_stage *st, struct metrics *registry)
@@ -75,4 +76,17 @@ void stage_destroy(struct cv_stage *st)
 		st->state = NULL;
 	}
 	host_api_free_metrics(st);
+}
+
+void stage_dead_letter(struct cv_stage *st, const void *raw, size_t raw_len,
+                       const struct cv_record *record, const char *reason)
+{
+	/* A transform drops the record too, and the pipeline counts it then. */
+	atomic_fetch_add_explicit(&st->total_dead_lettered, 1, memory_order_relaxed);
+	if (st->plugin->kind == CV_KIND_SOURCE) {
+		atomic_fetch_add_explicit(&st->total_dropped, 1, memory_order_relaxed);
+		if (st->m.dropped)
+			metric_inc(st->m.dropped, 1);
+	}
+	dead_letter_write(st->dead_letter, st->name, "dead letter", reason, record, raw, raw_len);
 }

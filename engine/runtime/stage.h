@@ -12,6 +12,7 @@
 
 #include "metrics/metrics.h"
 
+struct dead_letter;
 struct pipeline;
 struct tap;
 
@@ -27,7 +28,9 @@ struct stage_metrics {
 };
 
 struct cv_stage {
-	struct pipeline *pipeline;
+	struct pipeline *pipeline;       /* for the runtime; the host API uses the two below */
+	const _Atomic bool *stop;        /* the pipeline is stopping; NULL: never */
+	struct dead_letter *dead_letter; /* the pipeline's; NULL: none */
 	const char *pipeline_name;
 	const char *name;
 	const struct cv_plugin *plugin;
@@ -65,5 +68,10 @@ void stage_carry_totals(struct cv_stage *dst, const struct cv_stage *src);
 int stage_init(struct cv_stage *st);
 /* Calls the plugin's destroy if it was initialised. */
 void stage_destroy(struct cv_stage *st);
+
+/* The stage dead-letters input (`raw`, a `record`, or both) at once; a
+ * source's input never became a record, so it counts as dropped here. */
+void stage_dead_letter(struct cv_stage *st, const void *raw, size_t raw_len,
+                       const struct cv_record *record, const char *reason);
 
 #endif

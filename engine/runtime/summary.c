@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "base/log.h"
+#include "runtime/dead_letter.h"
 #include "runtime/pipeline.h"
 
 void pipeline_summary_get(const struct pipeline *p, struct pipeline_summary *out)
@@ -13,7 +14,7 @@ void pipeline_summary_get(const struct pipeline *p, struct pipeline_summary *out
 	        .in = atomic_load(&source->total_out),
 	        .delivered = atomic_load(&sink->total_out),
 	        .rejected = atomic_load(&sink->total_dropped),
-	        .dead_lettered = atomic_load(&p->dead_lettered),
+	        .dead_lettered = dead_letter_kept(p->dead_letter),
 	        .failed = atomic_load(&sink->total_errors),
 	};
 	for (size_t i = 1; i + 1 < p->nstages; i++)
@@ -27,7 +28,7 @@ bool summary_log_stop(struct pipeline *const *pipelines, size_t npipelines)
 		struct pipeline *p = pipelines[i];
 		if (!p)
 			continue;
-		pipeline_warn_unrouted_final(p);
+		dead_letter_warn_final(p->dead_letter);
 		struct pipeline_summary s;
 		pipeline_summary_get(p, &s);
 		const struct log_count counts[] = {

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "record_format.h"
-#include "runtime/host_api.h"
+#include "base/clock.h"
 #include "runtime/pipeline.h"
 
 /* Records a tap may take at once after an idle spell. */
@@ -160,7 +160,7 @@ struct tap *tap_attach(struct pipeline *p, struct cv_stage *st, enum tap_format 
 	t->format = format;
 	t->limit = limit;
 	t->tokens = TAP_BURST;
-	t->refill_ns = host_monotonic_ns();
+	t->refill_ns = clock_monotonic_ns();
 	atomic_init(&t->refs, 2);
 	struct tap_hub *hub = p->taps;
 	pthread_mutex_lock(&hub->mu);
@@ -210,7 +210,7 @@ static void ring_put(struct tap *t, uint64_t head, const char *data, size_t len)
  * and limit left. Returns true when the limit is reached. */
 static bool publish_one(struct tap *t, const struct cv_batch *b)
 {
-	int64_t now = host_monotonic_ns();
+	int64_t now = clock_monotonic_ns();
 	t->tokens += (double)(now - t->refill_ns) * (TAP_MAX_RATE * 1e-9);
 	if (t->tokens > TAP_BURST)
 		t->tokens = TAP_BURST;

@@ -33,7 +33,6 @@ static struct fixture *fixture_new(void)
 	f->st.name = "s";
 	f->b = batch_new(1024, 8, 1 << 20);
 	assert_non_null(f->b);
-	f->b->pipeline = &f->p;
 	return f;
 }
 

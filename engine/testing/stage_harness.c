@@ -8,22 +8,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/batch.h"
-#include "runtime/host_api.h"
+#include "base/clock.h"
 #include "metrics/metrics.h"
+#include "runtime/batch.h"
+#include "runtime/dead_letter.h"
+#include "runtime/host_api.h"
+#include "runtime/stage.h"
 #include "spec/options.h"
-#include "runtime/pipeline.h"
 #include "spec/spec_tree.h"
 
 struct cv_harness {
 	struct spec_doc *doc;
 	struct options_config cfg;
 	struct metrics *registry;
-	struct pipeline *pipeline; /* detached: no threads */
+	struct dead_letter *dead_letter; /* no file: counts and warns, as a pipeline's */
+	struct batch_owner owner;        /* a completed batch stays for tally() */
 	struct cv_stage stage;
 	struct batch *batch;
 	uint64_t acked[3]; /* settled records of batches already reset */
 };
+
+static void batch_completed(void *ctx, struct batch *b)
+{
+}
 
 int cv_harness_open(const struct cv_plugin *plugin, const char *options_yaml,
                     uint32_t batch_records, struct cv_harness **out)
@@ -41,18 +48,16 @@ int cv_harness_open(const struct cv_plugin *plugin, const char *options_yaml,
 		return CV_ECONFIG;
 	}
 	h->registry = metrics_new();
-	h->pipeline = calloc(1, sizeof *h->pipeline);
+	h->dead_letter = dead_letter_open("test", NULL);
 	h->batch = batch_new(batch_records ? batch_records : 1024, 8, 4u << 20);
-	if (!h->registry || !h->pipeline || !h->batch) {
+	if (!h->registry || !h->dead_letter || !h->batch) {
 		cv_harness_close(h);
 		return CV_ENOMEM;
 	}
-	h->pipeline->detached = true;
-	h->pipeline->cfg.name = "test";
-	h->pipeline->stages = &h->stage;
-	h->pipeline->nstages = 1;
-	h->batch->pipeline = h->pipeline;
-	h->stage.pipeline = h->pipeline;
+	h->owner = (struct batch_owner){
+	        .complete = batch_completed, .dead_letter = h->dead_letter, .sink = plugin->name};
+	h->batch->owner = &h->owner;
+	h->stage.dead_letter = h->dead_letter;
 	h->stage.pipeline_name = "test";
 	h->stage.name = plugin->name;
 	h->stage.plugin = plugin;
@@ -115,13 +120,13 @@ int cv_harness_process(struct cv_harness *h, struct cv_batch *batch)
 int cv_harness_write(struct cv_harness *h, struct cv_batch *batch)
 {
 	struct batch *b = batch_of(batch);
-	atomic_store(&b->pending, batch->live + 1); /* as the pipeline: a hold during write */
+	batch_hold(b, batch->live); /* as the pipeline: a hold during write */
 	int rc = h->stage.plugin->write(h->stage.state, batch);
 	if (rc < 0)
-		host_api.ack_batch(batch, CV_ACK_FAILED, "write failed");
+		batch_settle_all(b, CV_ACK_FAILED, "write failed");
 	else if (!(h->stage.plugin->flags & CV_PLUGIN_ASYNC_ACK))
-		host_api.ack_batch(batch, CV_ACK_DELIVERED, NULL);
-	pipeline_batch_release(b);
+		batch_settle_all(b, CV_ACK_DELIVERED, NULL);
+	batch_release(b);
 	return rc;
 }
 
@@ -174,11 +179,11 @@ void cv_harness_close(struct cv_harness *h)
 		if (pl->stop)
 			pl->stop(h->stage.state);
 		if (pl->flush)
-			pl->flush(h->stage.state, host_now_ns() + 5 * 1000000000LL);
+			pl->flush(h->stage.state, clock_now_ns() + 5 * 1000000000LL);
 	}
 	stage_destroy(&h->stage);
 	batch_free(h->batch);
-	free(h->pipeline);
+	dead_letter_close(h->dead_letter);
 	metrics_free(h->registry);
 	options_config_free(&h->cfg);
 	spec_doc_free(h->doc);
