@@ -63,7 +63,25 @@ static int setup_latency(struct pipeline *p)
 
 #define DEFAULT_BATCH_RECORDS 1024
 #define DEFAULT_MAX_BYTES     (64ull << 20)
-#define DEFAULT_LINGER_NS     (20 * 1000000LL)
+/* Records in flight when not configured, and at least: whole batches, so
+ * that the source fills one while the sink works on another. */
+#define DEFAULT_INFLIGHT_BATCHES 8
+#define MIN_INFLIGHT_BATCHES     2
+/* Field slots allocated per record; a record with more grows into the arena. */
+#define FIELD_SLOTS 8
+/* Arena bytes per record (strings, extra fields), within these bounds. */
+#define ARENA_BYTES_PER_RECORD 256
+#define ARENA_MIN_BYTES        (64u << 10)
+#define ARENA_MAX_BYTES        (4u << 20)
+/* The pool grows by batches while records in flight allow it, but a slow
+ * source's partial batches hold few records each: one batch per this many
+ * records in flight at most, and never more than POOL_MAX_BATCHES. */
+#define POOL_RECORDS_PER_BATCH 16
+#define POOL_MAX_BATCHES       1024
+/* Batches made with the pipeline, and the pool's least bound: one filling,
+ * one in the worker's hands. */
+#define POOL_MIN_BATCHES  2
+#define DEFAULT_LINGER_NS (20 * 1000000LL)
 
 /* Adds a batch to the pool; NULL when the pool is at its bounds. */
 static struct batch *pool_grow(struct pipeline *p)
@@ -147,30 +165,31 @@ struct pipeline *pipeline_new(const struct pipeline_config *cfg, struct cv_stage
 		goto fail;
 
 	p->batch_records = cfg->batch_records ? cfg->batch_records : DEFAULT_BATCH_RECORDS;
-	p->max_records = cfg->max_records ? cfg->max_records : 8 * p->batch_records;
-	if (p->max_records < 2 * p->batch_records)
-		p->max_records = 2 * p->batch_records;
+	p->max_records =
+	        cfg->max_records ? cfg->max_records : DEFAULT_INFLIGHT_BATCHES * p->batch_records;
+	if (p->max_records < MIN_INFLIGHT_BATCHES * p->batch_records)
+		p->max_records = MIN_INFLIGHT_BATCHES * p->batch_records;
 	p->max_bytes = cfg->max_bytes ? cfg->max_bytes : DEFAULT_MAX_BYTES;
 	p->linger_ns = cfg->linger_ns >= 0 ? cfg->linger_ns : DEFAULT_LINGER_NS;
-	p->slots = 8;
-	size_t arena = (size_t)p->batch_records * 256;
-	p->arena_bytes = arena < (64u << 10)  ? (64u << 10)
-	                 : arena > (4u << 20) ? (4u << 20)
-	                                      : arena;
+	p->slots = FIELD_SLOTS;
+	size_t arena = (size_t)p->batch_records * ARENA_BYTES_PER_RECORD;
+	p->arena_bytes = arena < ARENA_MIN_BYTES   ? ARENA_MIN_BYTES
+	                 : arena > ARENA_MAX_BYTES ? ARENA_MAX_BYTES
+	                                           : arena;
 	size_t footprint = sizeof(struct batch) + p->arena_bytes +
 	                   (size_t)p->batch_records *
 	                           (sizeof(struct cv_record) + p->slots * sizeof(struct cv_field));
-	p->max_pool = p->max_records / 16;
+	p->max_pool = p->max_records / POOL_RECORDS_PER_BATCH;
 	if (p->max_pool > p->max_bytes / footprint)
 		p->max_pool = p->max_bytes / footprint;
-	if (p->max_pool > 1024)
-		p->max_pool = 1024;
-	if (p->max_pool < 2)
-		p->max_pool = 2;
+	if (p->max_pool > POOL_MAX_BATCHES)
+		p->max_pool = POOL_MAX_BATCHES;
+	if (p->max_pool < POOL_MIN_BATCHES)
+		p->max_pool = POOL_MIN_BATCHES;
 	p->pool = calloc(p->max_pool, sizeof *p->pool);
 	if (!p->pool)
 		goto fail;
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < POOL_MIN_BATCHES; i++) {
 		struct batch *b = pool_grow(p);
 		if (!b)
 			goto fail;
@@ -192,21 +211,41 @@ static void set_queue_gauge(struct pipeline *p)
 		metric_set(next->m.queue, (double)p->queue_records);
 }
 
-static inline int64_t call_begin(struct cv_stage *st)
+/* A plugin call the liveness check watches: the stage is busy from `now`
+ * (monotonic ns) until busy_end(). */
+static inline void busy_begin(struct cv_stage *st, int64_t now)
 {
-	int64_t t = clock_monotonic_ns();
-	atomic_store_explicit(&st->busy_since, t, memory_order_relaxed);
-	return t;
+	atomic_store_explicit(&st->busy_since, now, memory_order_release);
 }
 
-static inline void call_end(struct cv_stage *st, int64_t t0)
+static inline void busy_end(struct cv_stage *st)
 {
-	atomic_store_explicit(&st->busy_since, 0, memory_order_relaxed);
+	atomic_store_explicit(&st->busy_since, 0, memory_order_release);
+}
+
+/* A plugin call that is also measured: returns its start for call_end(). */
+static inline int64_t call_begin(struct cv_stage *st)
+{
+	int64_t t0 = clock_monotonic_ns();
+	busy_begin(st, t0);
+	return t0;
+}
+
+/* Ends a call begun at t0 at `t1`: the stage's duration histogram and
+ * batch count take it. */
+static inline void call_end(struct cv_stage *st, int64_t t0, int64_t t1)
+{
+	busy_end(st);
 	if (st->m.duration) {
-		int64_t t1 = clock_monotonic_ns();
 		metric_observe(st->m.duration, (double)(t1 - t0) * 1e-9);
 		metric_inc(st->m.batches, 1);
 	}
+}
+
+/* The worker is turning: liveness reads this while no sink call is busy. */
+static inline void worker_heartbeat(struct pipeline *p, int64_t now)
+{
+	atomic_store_explicit(&p->heartbeat_worker, now, memory_order_release);
 }
 
 static void count(struct metric_series *s, _Atomic uint64_t *total, uint64_t n)
@@ -336,7 +375,9 @@ static void run_batch(struct pipeline *p, struct batch *b)
 			break;
 		int64_t t0 = call_begin(st);
 		int rc = st->plugin->process(st->state, &b->pub);
-		call_end(st, t0);
+		int64_t t1 = clock_monotonic_ns();
+		worker_heartbeat(p, t1); /* before the stage stops being busy */
+		call_end(st, t0, t1);
 		uint32_t out = b->pub.live;
 		count(st->m.in, NULL, in);
 		count(st->m.out, &st->total_out, out);
@@ -363,7 +404,9 @@ static void run_batch(struct pipeline *p, struct batch *b)
 	bool async = sink->plugin->flags & CV_PLUGIN_ASYNC_ACK;
 	int64_t t0 = call_begin(sink);
 	int rc = sink->plugin->write(sink->state, &b->pub);
-	call_end(sink, t0);
+	int64_t t1 = clock_monotonic_ns();
+	worker_heartbeat(p, t1); /* before the sink stops being busy */
+	call_end(sink, t0, t1);
 	if (rc < 0) {
 		count(sink->m.errors, NULL, 1);
 		log_write(CV_LOG_ERROR, p->cfg.name, sink->name, "write failed (error %d)", rc);
@@ -390,10 +433,10 @@ static void flush_sink(struct pipeline *p)
 		if (now >= deadline)
 			break;
 		int64_t until = deadline - now < TICK_NS * 2 ? deadline - now : TICK_NS * 2;
-		int64_t t0 = call_begin(sink);
+		busy_begin(sink, now);
 		int rc = sink->plugin->flush(sink->state, clock_now_ns() + until);
-		atomic_store_explicit(&sink->busy_since, 0, memory_order_relaxed);
-		(void)t0;
+		worker_heartbeat(p, clock_monotonic_ns());
+		busy_end(sink);
 		if (rc == 0)
 			break;
 	}
@@ -440,8 +483,7 @@ static void *worker_main(void *arg)
 		if (!p->queue_head)
 			worker_idle(p);
 		while (!p->queue_head && !p->source_done && !p->xf_pending) {
-			atomic_store_explicit(&p->heartbeat_worker, clock_monotonic_ns(),
-			                      memory_order_relaxed);
+			worker_heartbeat(p, clock_monotonic_ns());
 			struct timespec ts;
 			deadline_after(&ts, TICK_NS);
 			pthread_cond_timedwait(&p->worker_cv, &p->mu, &ts);
@@ -463,8 +505,7 @@ static void *worker_main(void *arg)
 		p->worker_busy = true;
 		set_queue_gauge(p);
 		pthread_mutex_unlock(&p->mu);
-		atomic_store_explicit(&p->heartbeat_worker, clock_monotonic_ns(),
-		                      memory_order_relaxed);
+		worker_heartbeat(p, clock_monotonic_ns());
 		b->next = NULL;
 		run_batch(p, b);
 	}
@@ -516,11 +557,11 @@ static int fill_batch(struct pipeline *p, struct cv_stage *st, struct batch *b)
 		uint32_t before = b->pub.count;
 		int64_t t0 = call_begin(st);
 		int rc = st->plugin->read(st->state, &b->pub);
-		call_end(st, t0);
+		int64_t now = clock_monotonic_ns();
+		call_end(st, t0, now);
 		if (rc != 0 || b->pub.count == 0 || b->pub.count >= b->pub.capacity ||
 		    p->linger_ns == 0 || atomic_load_explicit(&p->stop, memory_order_relaxed))
 			return rc;
-		int64_t now = clock_monotonic_ns();
 		atomic_store_explicit(&p->heartbeat_source, now, memory_order_relaxed);
 		if (!linger_until)
 			linger_until = now + p->linger_ns;
@@ -560,10 +601,9 @@ static void *source_main(void *arg)
 		while (done) {
 			struct batch *next = done->next;
 			if (st->plugin->ack) {
-				int64_t t0 = call_begin(st);
+				busy_begin(st, clock_monotonic_ns());
 				st->plugin->ack(st->state, &done->pub);
-				atomic_store_explicit(&st->busy_since, 0, memory_order_relaxed);
-				(void)t0;
+				busy_end(st);
 			}
 			p->inflight_records -= done->pub.count;
 			batch_reset(done);
@@ -761,6 +801,16 @@ bool pipeline_alive(const struct pipeline *p, int64_t stuck_ns, const char **why
 			*why = st->name;
 			return false;
 		}
+	}
+	/* A sink may block in write as long as it likes (backpressure, retries):
+	 * the worker counts as alive while inside it. Outside, its loop turns at
+	 * least every tick. The worker beats before it clears the sink's busy
+	 * mark, so a clear mark read here comes with a fresh beat. */
+	if (atomic_load(&p->worker_exited) || atomic_load(&sink_of(p)->busy_since))
+		return true;
+	if (now - atomic_load(&p->heartbeat_worker) > stuck_ns) {
+		*why = "worker loop";
+		return false;
 	}
 	return true;
 }

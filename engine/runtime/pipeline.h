@@ -99,7 +99,7 @@ struct pipeline {
 	_Atomic bool done_notified;
 	_Atomic int64_t deadline_ns;      /* drain deadline (monotonic), once stopping */
 	_Atomic int64_t heartbeat_source; /* monotonic ns of the last loop turn */
-	_Atomic int64_t heartbeat_worker;
+	_Atomic int64_t heartbeat_worker; /* the same, of the worker outside a sink call */
 
 	struct metric_series *latency;
 	int64_t *latency_bounds_ns; /* bucket upper bounds in ns */
@@ -137,7 +137,10 @@ void pipeline_free(struct pipeline *p);
  * that is not. */
 bool pipeline_ready(const struct pipeline *p, const char **why);
 /* True when the threads are alive and no plugin call is stuck longer than
- * `stuck_ns`. */
+ * `stuck_ns`: not when a source or transform call, the source's loop, or the
+ * worker's loop outside a sink call has not moved for that long (a sink
+ * blocked in write or flush is alive). `why` names the stage, "source loop"
+ * or "worker loop". */
 bool pipeline_alive(const struct pipeline *p, int64_t stuck_ns, const char **why);
 
 /* The live stages in order: the source, the transforms the worker runs now,

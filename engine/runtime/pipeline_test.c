@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "base/clock.h"
 #include "runtime/host_api.h"
@@ -860,6 +862,129 @@ static void test_spent_pool_batch_fills(void **unused)
 	metrics_free(m);
 }
 
+/* --- liveness: a worker stuck outside a sink call, a sink blocked in write --- */
+static _Atomic int stuck_calls; /* calls into the failing transform or the blocking sink */
+static _Atomic bool sink_release;
+
+static void await_calls(int n)
+{
+	int64_t deadline = clock_monotonic_ns() + 10 * 1000000000LL;
+	while (atomic_load(&stuck_calls) < n) {
+		assert_true(clock_monotonic_ns() < deadline);
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+/* Fails its first batch, so the worker logs "transform failed" (outside
+ * any plugin call); passes the others. */
+static int fail_once_process(void *state, struct cv_batch *b)
+{
+	return atomic_fetch_add(&stuck_calls, 1) == 0 ? CV_EIO : 0;
+}
+
+static const struct cv_plugin fail_once_plugin = {
+        CV_PLUGIN_HEADER,   .name = "fail_once",     .kind = CV_KIND_TRANSFORM,
+        .init = third_init, .destroy = noop_destroy, .process = fail_once_process,
+};
+
+static void test_stuck_worker_loop_is_not_alive(void **unused)
+{
+	/* The worker's log line goes to a full pipe: it blocks in write(2)
+	 * between two plugin calls, as on a stalled stderr. */
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	fcntl(fds[1], F_SETFL, O_NONBLOCK);
+	char junk[4096];
+	memset(junk, 'x', sizeof junk);
+	while (write(fds[1], junk, sizeof junk) > 0)
+		;
+	while (write(fds[1], junk, 1) > 0)
+		;
+	fcntl(fds[1], F_SETFL, 0);
+	int saved = dup(STDERR_FILENO);
+	assert_true(saved >= 0);
+	dup2(fds[1], STDERR_FILENO);
+
+	struct count_src src = {.limit = 0};
+	g_src = &src;
+	atomic_store(&stuck_calls, 0);
+	struct cv_stage stages[3] = {
+	        {.name = "count", .plugin = &source_plugin},
+	        {.name = "fail_once", .plugin = &fail_once_plugin},
+	        {.name = "sync", .plugin = &sync_sink},
+	};
+	struct metrics *m = metrics_new();
+	struct pipeline *p = make(stages, 3, m, 64, 256);
+	assert_int_equal(pipeline_start(p), 0);
+	await_calls(1);
+	sleep_ms(600);
+	const char *why = NULL;
+	bool alive = pipeline_alive(p, 300 * 1000000LL, &why);
+
+	/* Unblock the worker: its line goes to the pipe, later ones to stderr. */
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	while (read(fds[0], junk, sizeof junk) == (ssize_t)sizeof junk)
+		;
+	pipeline_request_stop(p, clock_monotonic_ns() + 10 * 1000000000LL);
+	wait_done(p, 15);
+	pipeline_join(p);
+	pipeline_free(p);
+	metrics_free(m);
+	close(fds[0]);
+	close(fds[1]);
+	assert_false(alive);
+	assert_string_equal(why, "worker loop");
+}
+
+/* Blocks in write until released; settles as a synchronous sink. */
+static int blocking_write(void *state, struct cv_batch *b)
+{
+	atomic_fetch_add(&stuck_calls, 1);
+	while (!atomic_load(&sink_release))
+		sleep_ms(1);
+	return 0;
+}
+
+static const struct cv_plugin blocking_sink = {
+        CV_PLUGIN_HEADER,   .name = "blocking",      .kind = CV_KIND_SINK,
+        .init = third_init, .destroy = noop_destroy, .write = blocking_write,
+};
+
+static void test_sink_blocked_in_write_is_alive(void **unused)
+{
+	struct count_src src = {.limit = 0};
+	g_src = &src;
+	atomic_store(&stuck_calls, 0);
+	atomic_store(&sink_release, false);
+	struct cv_stage stages[2] = {
+	        {.name = "count", .plugin = &source_plugin},
+	        {.name = "blocking", .plugin = &blocking_sink},
+	};
+	struct metrics *m = metrics_new();
+	struct pipeline *p = make(stages, 2, m, 64, 256);
+	assert_int_equal(pipeline_start(p), 0);
+	await_calls(1);
+	sleep_ms(600);
+	const char *why = NULL;
+	bool alive = pipeline_alive(p, 300 * 1000000LL, &why);
+	atomic_store(&sink_release, true);
+	pipeline_request_stop(p, clock_monotonic_ns() + 10 * 1000000000LL);
+	wait_done(p, 15);
+	assert_int_equal(pipeline_join(p), 0);
+	pipeline_free(p);
+	metrics_free(m);
+	assert_true(alive);
+	assert_null(why);
+}
+
 int main(void)
 {
 	log_configure(CV_LOG_ERROR, LOG_FORMAT_TEXT);
@@ -875,6 +1000,8 @@ int main(void)
 	        cmocka_unit_test(test_busy_worker_batch_fills_until_idle),
 	        cmocka_unit_test(test_busy_worker_linger_bounds_the_wait),
 	        cmocka_unit_test(test_spent_pool_batch_fills),
+	        cmocka_unit_test(test_stuck_worker_loop_is_not_alive),
+	        cmocka_unit_test(test_sink_blocked_in_write_is_alive),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
