@@ -12,7 +12,8 @@ struct strbuf {
 	int failed; /* set once an allocation failed; later appends do nothing */
 };
 
-/* Appends; on allocation failure sets sb->failed and returns -2 (CV_ENOMEM). */
+/* Appends; returns 0, or CV_ENOMEM on allocation failure, which also sets
+ * sb->failed. */
 int strbuf_append(struct strbuf *sb, const char *s, size_t len);
 int strbuf_puts(struct strbuf *sb, const char *s);
 int strbuf_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

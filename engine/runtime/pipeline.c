@@ -51,11 +51,11 @@ static int setup_latency(struct pipeline *p)
 	        metrics_family(p->registry, METRIC_HISTOGRAM, "conveyor_pipeline_latency_seconds",
 	                       "Record timestamp to sink acknowledgement.", names, 1, NULL, 0);
 	if (!f || !(p->latency = metrics_series(f, values)))
-		return -2;
+		return CV_ENOMEM;
 	p->nlatency = METRICS_LATENCY_NBUCKETS;
 	p->latency_bounds_ns = calloc(p->nlatency, sizeof *p->latency_bounds_ns);
 	if (!p->latency_bounds_ns)
-		return -2;
+		return CV_ENOMEM;
 	for (size_t i = 0; i < p->nlatency; i++)
 		p->latency_bounds_ns[i] = (int64_t)(metric_bucket_bound(p->latency, i) * 1e9 + 0.5);
 	return 0;
@@ -125,7 +125,7 @@ static int attach_stages(struct pipeline *p, struct cv_stage *stages, size_t n)
 		atomic_store(&stages[i].healthy, true);
 		if (p->cfg.metrics_enabled && p->registry &&
 		    stage_metrics_register(&stages[i], p->registry) < 0)
-			return -2;
+			return CV_ENOMEM;
 	}
 	return 0;
 }
@@ -386,7 +386,8 @@ static void run_batch(struct pipeline *p, struct batch *b)
 		if (rc < 0) {
 			count(st->m.errors, &st->total_errors, 1);
 			log_write(CV_LOG_ERROR, p->cfg.name, st->name,
-			          "transform failed (error %d): %u records failed", rc, out);
+			          "transform failed (%s): %u records failed", cv_error_name(rc),
+			          out);
 			fail_batch(b, "transform failed");
 			return;
 		}
@@ -409,7 +410,8 @@ static void run_batch(struct pipeline *p, struct batch *b)
 	call_end(sink, t0, t1);
 	if (rc < 0) {
 		count(sink->m.errors, NULL, 1);
-		log_write(CV_LOG_ERROR, p->cfg.name, sink->name, "write failed (error %d)", rc);
+		log_write(CV_LOG_ERROR, p->cfg.name, sink->name, "write failed (%s)",
+		          cv_error_name(rc));
 		batch_settle_all(b, CV_ACK_FAILED, "write failed");
 	} else if (!async) {
 		batch_settle_all(b, CV_ACK_DELIVERED, NULL);
@@ -520,8 +522,8 @@ static void source_error(struct pipeline *p, struct cv_stage *st, int rc, int64_
 	count(st->m.errors, &st->total_errors, 1);
 	int64_t now = clock_monotonic_ns();
 	if (now - *last_log >= ERROR_LOG_INTERVAL_NS) {
-		log_write(CV_LOG_ERROR, p->cfg.name, st->name, "read failed (error %d); retrying",
-		          rc);
+		log_write(CV_LOG_ERROR, p->cfg.name, st->name, "read failed (%s); retrying",
+		          cv_error_name(rc));
 		*last_log = now;
 	}
 }
@@ -700,8 +702,8 @@ int pipeline_start(struct pipeline *p)
 			int rc = st->plugin->start(st->state);
 			if (rc < 0) {
 				log_write(CV_LOG_ERROR, p->cfg.name, st->name,
-				          "plugin %s failed to start (error %d)", st->plugin->name,
-				          rc);
+				          "plugin %s failed to start (%s)", st->plugin->name,
+				          cv_error_name(rc));
 				return rc;
 			}
 		}
@@ -876,7 +878,8 @@ int pipeline_prepare_transforms(struct pipeline *p, struct transform_set *set, s
 		rc = stage_init(st);
 		if (rc == 0 && st->plugin->start && (rc = st->plugin->start(st->state)) < 0)
 			log_write(CV_LOG_ERROR, p->cfg.name, st->name,
-			          "plugin %s failed to start (error %d)", st->plugin->name, rc);
+			          "plugin %s failed to start (%s)", st->plugin->name,
+			          cv_error_name(rc));
 		st->started = rc == 0;
 	}
 	if (rc < 0)
