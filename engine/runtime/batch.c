@@ -17,6 +17,7 @@ struct batch *batch_new(uint32_t capacity, uint16_t slots, size_t arena_bytes)
 		batch_free(b);
 		return NULL;
 	}
+	pthread_mutex_init(&b->dl_mu, NULL);
 	b->pub.capacity = capacity;
 	b->slots_per_record = slots;
 	b->arena_cap = arena_bytes;
@@ -31,6 +32,12 @@ void batch_free(struct batch *b)
 {
 	if (!b)
 		return;
+	if (b->pub.capacity) { /* made whole: the mutex was initialised */
+		if (b->owner)
+			dead_letter_flush(b->owner->dead_letter, &b->dl);
+		dead_letter_buf_free(&b->dl);
+		pthread_mutex_destroy(&b->dl_mu);
+	}
 	free(b->pub.records);
 	free(b->slots);
 	free(b->arena);
@@ -105,13 +112,32 @@ size_t batch_footprint(const struct batch *b)
 
 void batch_complete(struct batch *b)
 {
+	if (b->dl.entries) {
+		pthread_mutex_lock(&b->dl_mu);
+		dead_letter_flush(b->owner->dead_letter, &b->dl);
+		pthread_mutex_unlock(&b->dl_mu);
+	}
 	b->owner->complete(b->owner->ctx, b);
+}
+
+static void buffer(struct batch *b, const char *stage, const char *what, const char *reason,
+                   const struct cv_record *record, const void *raw, size_t raw_len)
+{
+	pthread_mutex_lock(&b->dl_mu);
+	dead_letter_buffer(b->owner->dead_letter, &b->dl, stage, what, reason, record, raw,
+	                   raw_len);
+	pthread_mutex_unlock(&b->dl_mu);
+}
+
+void batch_dead_letter(struct batch *b, const char *stage, const char *reason,
+                       const struct cv_record *record, const void *raw, size_t raw_len)
+{
+	buffer(b, stage, "dead letter", reason, record, raw, raw_len);
 }
 
 static void rejected(struct batch *b, uint32_t index, const char *reason)
 {
-	dead_letter_write(b->owner->dead_letter, b->owner->sink, "record rejected", reason,
-	                  &b->pub.records[index], NULL, 0);
+	buffer(b, b->owner->sink, "record rejected", reason, &b->pub.records[index], NULL, 0);
 }
 
 void batch_settle(struct batch *b, uint32_t index, enum cv_ack outcome, const char *reason)

@@ -6,14 +6,16 @@
 #ifndef CONVEYOR_BATCH_H
 #define CONVEYOR_BATCH_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <conveyor/plugin.h>
 
+#include "runtime/dead_letter.h"
+
 struct batch;
-struct dead_letter;
 struct transform_set;
 
 /* What settling needs of whoever owns a batch (a pipeline, a stage
@@ -40,7 +42,11 @@ struct batch {
 	_Atomic uint32_t rejected;
 	_Atomic uint32_t failed;
 	struct transform_set *xf; /* the transforms that ran on it, until it settles */
-	struct batch *next;       /* queue and free-list link */
+	/* Dead letters of its records, written when it completes: before its
+	 * source can acknowledge it. Sinks may settle from several threads. */
+	pthread_mutex_t dl_mu;
+	struct dead_letter_buf dl;
+	struct batch *next; /* queue and free-list link */
 };
 
 static inline struct batch *batch_of(struct cv_batch *pub)
@@ -51,6 +57,8 @@ static inline struct batch *batch_of(struct cv_batch *pub)
 /* Allocates a batch of `capacity` records with `slots` field slots each and
  * an arena of `arena_bytes`. NULL on allocation failure. */
 struct batch *batch_new(uint32_t capacity, uint16_t slots, size_t arena_bytes);
+/* Writes dead letters still buffered (a batch that never completed), then
+ * frees. */
 void batch_free(struct batch *b);
 /* Empties the batch for reuse: restores each used record's own field slots. */
 void batch_reset(struct batch *b);
@@ -76,7 +84,13 @@ void batch_hold(struct batch *b, uint32_t live);
 /* Drops the hold taken by batch_hold(); completes the batch if it was the
  * last thing pending. */
 void batch_release(struct batch *b);
-/* Completes a batch with nothing pending (no live record reached a sink). */
+/* Completes a batch with nothing pending (no live record reached a sink):
+ * writes its dead letters, then calls its owner. */
 void batch_complete(struct batch *b);
+/* Dead-letters input of this batch from `stage` into the batch's buffer,
+ * written when the batch completes (or early, past DEAD_LETTER_BUF_FLUSH).
+ * `record` and `raw` may be NULL. Any thread. */
+void batch_dead_letter(struct batch *b, const char *stage, const char *reason,
+                       const struct cv_record *record, const void *raw, size_t raw_len);
 
 #endif

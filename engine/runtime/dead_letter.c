@@ -135,3 +135,37 @@ bool dead_letter_write(struct dead_letter *dl, const char *stage, const char *wh
 		unkept(dl, 1, stage, what, reason);
 	return rc == 0;
 }
+
+bool dead_letter_buffer(struct dead_letter *dl, struct dead_letter_buf *buf, const char *stage,
+                        const char *what, const char *reason, const struct cv_record *record,
+                        const void *raw, size_t raw_len)
+{
+	if (!dl)
+		return false;
+	if (dl->fd < 0 || encode(dl, &buf->data, stage, reason, record, raw, raw_len) < 0) {
+		unkept(dl, 1, stage, what, reason);
+		return false;
+	}
+	buf->entries++;
+	if (buf->data.len >= DEAD_LETTER_BUF_FLUSH)
+		return dead_letter_flush(dl, buf) == 0;
+	return true;
+}
+
+int dead_letter_flush(struct dead_letter *dl, struct dead_letter_buf *buf)
+{
+	if (!buf->entries || !dl)
+		return 0;
+	int rc = append(dl, buf->data.data, buf->data.len, buf->entries);
+	if (rc < 0)
+		unkept(dl, buf->entries, NULL, "dead letters", "cannot write the dead_letter file");
+	cv_buf_reset(&buf->data);
+	buf->entries = 0;
+	return rc;
+}
+
+void dead_letter_buf_free(struct dead_letter_buf *buf)
+{
+	cv_buf_free(&buf->data);
+	*buf = (struct dead_letter_buf){0};
+}

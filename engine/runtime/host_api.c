@@ -46,7 +46,7 @@ static void api_ack_batch(struct cv_batch *pub, enum cv_ack outcome, const char 
 static void api_dead_letter(struct cv_stage *st, const void *raw, size_t raw_len,
                             const struct cv_record *record, const char *reason)
 {
-	stage_dead_letter(st, raw, raw_len, record, reason);
+	stage_dead_letter(st, NULL, raw, raw_len, record, reason);
 }
 
 static void api_reject(struct cv_stage *st, struct cv_batch *pub, struct cv_record *record,
@@ -62,7 +62,7 @@ static void api_reject(struct cv_stage *st, struct cv_batch *pub, struct cv_reco
 	}
 	if (record->flags & CV_RECORD_DROPPED)
 		return;
-	stage_dead_letter(st, NULL, 0, record, reason);
+	stage_dead_letter(st, batch_of(pub), NULL, 0, record, reason);
 	cv_record_drop(pub, record);
 }
 

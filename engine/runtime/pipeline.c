@@ -374,7 +374,7 @@ static void run_batch(struct pipeline *p, struct batch *b)
 		if (in == 0)
 			break;
 		int64_t t0 = call_begin(st);
-		int rc = st->plugin->process(st->state, &b->pub);
+		int rc = stage_process(st, b);
 		int64_t t1 = clock_monotonic_ns();
 		worker_heartbeat(p, t1); /* before the stage stops being busy */
 		call_end(st, t0, t1);

@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,6 +19,7 @@
 #include "runtime/host_api.h"
 #include "base/log.h"
 #include "metrics/metrics.h"
+#include "runtime/dead_letter.h"
 #include "runtime/pipeline.h"
 
 /* --- a counting source: emits `limit` records (0 = endless), token = seq --- */
@@ -376,6 +378,136 @@ static void test_async_reverse_and_rejects(void **unused)
 	pipeline_free(p);
 	metrics_free(m);
 	free(src.seen);
+}
+
+/* --- dead letters reach the file before the source acknowledges --- */
+static const char *dl_path;
+static _Atomic uint64_t dl_expected; /* dead letters of the batches acknowledged */
+static _Atomic uint64_t dl_short;    /* of those, not in the file at the ack */
+
+static uint64_t file_lines(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	uint64_t n = 0;
+	for (int c; (c = fgetc(f)) != EOF;)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
+/* Marks in `seen` (N bytes) the seq of every record in the file. */
+static void file_seqs(const char *path, uint8_t *seen, uint64_t n)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return;
+	char line[4096];
+	while (fgets(line, sizeof line, f)) {
+		const char *at = strstr(line, "\"seq\":");
+		uint64_t seq = at ? strtoull(at + 6, NULL, 10) : n;
+		if (seq < n)
+			seen[seq] = 1;
+	}
+	fclose(f);
+}
+
+/* Checks that the file holds a line for every record of the batch that
+ * was rejected (by the sink) or dropped (rejected by the transform). */
+static void dl_ack(void *state, const struct cv_batch *b)
+{
+	struct count_src *s = state;
+	uint8_t *seen = calloc(s->limit, 1);
+	file_seqs(dl_path, seen, s->limit);
+	for (uint32_t i = 0; i < b->count; i++) {
+		const struct cv_record *r = &b->records[i];
+		if (!(r->flags & (CV_RECORD_REJECTED | CV_RECORD_DROPPED)))
+			continue;
+		atomic_fetch_add(&dl_expected, 1);
+		if (!seen[r->token])
+			atomic_fetch_add(&dl_short, 1);
+	}
+	free(seen);
+	src_ack(state, b);
+}
+
+static const struct cv_plugin dl_source_plugin = {
+        CV_PLUGIN_HEADER,        .name = "count",  .kind = CV_KIND_SOURCE, .init = src_init,
+        .destroy = noop_destroy, .read = src_read, .ack = dl_ack,          .stop = src_stop,
+};
+
+/* Rejects every other record (token odd), through the host. */
+struct odd_rejecter {
+	struct cv_stage *st;
+	const struct cv_host_api *api;
+};
+static struct odd_rejecter g_odd;
+
+static int odd_init(struct cv_stage *st, const struct cv_host_api *api, const void *cfg,
+                    void **state)
+{
+	g_odd = (struct odd_rejecter){st, api};
+	*state = &g_odd;
+	return 0;
+}
+
+static int odd_process(void *state, struct cv_batch *b)
+{
+	struct odd_rejecter *o = state;
+	for (uint32_t i = 0; i < b->count; i++)
+		if (b->records[i].token % 2)
+			o->api->reject(o->st, b, &b->records[i], "odd");
+	return 0;
+}
+
+static const struct cv_plugin odd_plugin = {
+        CV_PLUGIN_HEADER, .name = "odd",           .kind = CV_KIND_TRANSFORM,
+        .init = odd_init, .destroy = noop_destroy, .process = odd_process,
+};
+
+static void test_dead_letters_written_before_ack(void **unused)
+{
+	/* The transform rejects every odd record, the asynchronous sink every
+	 * 7th of the others (from its own thread); a batch of 1024 has more
+	 * than 64 KiB of dead letters, so some are written early too. */
+	const uint64_t N = 20000;
+	char path[] = "/tmp/conveyor_dl_XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	dl_path = path;
+	atomic_store(&dl_expected, 0);
+	atomic_store(&dl_short, 0);
+	struct count_src src = {.limit = N};
+	g_src = &src;
+	memset(&g_async, 0, sizeof g_async);
+	struct cv_stage stages[3] = {
+	        {.name = "count", .plugin = &dl_source_plugin},
+	        {.name = "odd", .plugin = &odd_plugin},
+	        {.name = "async", .plugin = &async_sink_plugin},
+	};
+	struct metrics *m = metrics_new();
+	struct pipeline_config cfg = {.name = "p",
+	                              .batch_records = 1024,
+	                              .max_records = 4096,
+	                              .metrics_enabled = true,
+	                              .dead_letter_path = path};
+	struct pipeline *p = pipeline_new(&cfg, stages, 3, m);
+	assert_non_null(p);
+	assert_int_equal(pipeline_start(p), 0);
+	wait_done(p, 30);
+	assert_int_equal(pipeline_join(p), 0);
+	uint64_t odd = N / 2, sevens = 0;
+	for (uint64_t t = 0; t < N; t += 2)
+		sevens += t % 7 == 0;
+	assert_int_equal(atomic_load(&dl_expected), odd + sevens);
+	assert_int_equal(atomic_load(&dl_short), 0);
+	assert_int_equal(file_lines(path), odd + sevens);
+	assert_int_equal(dead_letter_kept(p->dead_letter), odd + sevens);
+	pipeline_free(p);
+	metrics_free(m);
+	unlink(path);
 }
 
 static void test_backpressure_bounds_inflight(void **unused)
@@ -993,6 +1125,7 @@ int main(void)
 	        cmocka_unit_test(test_latency_one_bucket),
 	        cmocka_unit_test(test_latency_two_buckets),
 	        cmocka_unit_test(test_async_reverse_and_rejects),
+	        cmocka_unit_test(test_dead_letters_written_before_ack),
 	        cmocka_unit_test(test_backpressure_bounds_inflight),
 	        cmocka_unit_test(test_stop_drains_endless_source),
 	        cmocka_unit_test(test_transform_swaps),

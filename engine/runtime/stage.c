@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "base/log.h"
+#include "runtime/batch.h"
 #include "runtime/dead_letter.h"
 #include "runtime/host_api.h"
 #include "runtime/plugin_loader.h"
@@ -78,7 +79,18 @@ void stage_destroy(struct cv_stage *st)
 	host_api_free_metrics(st);
 }
 
-void stage_dead_letter(struct cv_stage *st, const void *raw, size_t raw_len,
+/* The batch a transform's process is running on, on this thread. */
+static _Thread_local struct batch *processing;
+
+int stage_process(struct cv_stage *st, struct batch *b)
+{
+	processing = b;
+	int rc = st->plugin->process(st->state, &b->pub);
+	processing = NULL;
+	return rc;
+}
+
+void stage_dead_letter(struct cv_stage *st, struct batch *b, const void *raw, size_t raw_len,
                        const struct cv_record *record, const char *reason)
 {
 	/* A transform drops the record too, and the pipeline counts it then. */
@@ -88,5 +100,11 @@ void stage_dead_letter(struct cv_stage *st, const void *raw, size_t raw_len,
 		if (st->m.dropped)
 			metric_inc(st->m.dropped, 1);
 	}
-	dead_letter_write(st->dead_letter, st->name, "dead letter", reason, record, raw, raw_len);
+	if (!b && st->plugin->kind == CV_KIND_TRANSFORM)
+		b = processing;
+	if (b)
+		batch_dead_letter(b, st->name, reason, record, raw, raw_len);
+	else
+		dead_letter_write(st->dead_letter, st->name, "dead letter", reason, record, raw,
+		                  raw_len);
 }

@@ -69,9 +69,18 @@ int stage_init(struct cv_stage *st);
 /* Calls the plugin's destroy if it was initialised. */
 void stage_destroy(struct cv_stage *st);
 
-/* The stage dead-letters input (`raw`, a `record`, or both) at once; a
- * source's input never became a record, so it counts as dropped here. */
-void stage_dead_letter(struct cv_stage *st, const void *raw, size_t raw_len,
+struct batch;
+
+/* Runs the transform's process on `b`; the dead letters it writes on this
+ * thread meanwhile go with the batch (stage_dead_letter). */
+int stage_process(struct cv_stage *st, struct batch *b);
+
+/* The stage dead-letters input (`raw`, a `record`, or both). With a batch
+ * (a transform's reject) or while the stage's process runs on this thread,
+ * the entry goes with the batch, written before its source acknowledges
+ * it; otherwise (a source, a sink) it is written at once. A source's input
+ * never became a record, so it counts as dropped here. */
+void stage_dead_letter(struct cv_stage *st, struct batch *b, const void *raw, size_t raw_len,
                        const struct cv_record *record, const char *reason);
 
 #endif

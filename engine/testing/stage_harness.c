@@ -114,7 +114,7 @@ int cv_harness_read(struct cv_harness *h, struct cv_batch **batch)
 
 int cv_harness_process(struct cv_harness *h, struct cv_batch *batch)
 {
-	return h->stage.plugin->process(h->stage.state, batch);
+	return stage_process(&h->stage, batch_of(batch));
 }
 
 int cv_harness_write(struct cv_harness *h, struct cv_batch *batch)
