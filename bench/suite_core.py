@@ -1,5 +1,6 @@
 """Core engine throughput: sim_speed (flat out) -> anomaly -> null, with the
-host's instrumentation on and off, plus the demo's memory footprint."""
+host's instrumentation on and off, the cost of a dead letter, plus the demo's
+memory footprint."""
 
 import math
 import os
@@ -10,7 +11,7 @@ import subprocess
 import time
 from statistics import median_high  # sorted(xs)[len(xs) // 2]
 
-TITLE = "sim_speed -> anomaly -> null, instrumentation on/off; demo RSS"
+TITLE = "sim_speed -> anomaly -> null, instrumentation on/off; dead letters; demo RSS"
 
 SPEC = """version: 1
 engine:
@@ -38,6 +39,59 @@ def _run_once(ctx, metrics, count):
     if not m:
         raise RuntimeError("no peak RSS in the engine's log: %s" % err[-500:])
     return {"wall": r["wall"], "cpu": r["cpu"], "rss_kib": float(m.group(1)) * 1024}
+
+
+# sim_speed -> the SDK's example transform (sdk/examples/convert.c) -> null,
+# with a dead-letter file: on a field the records lack it rejects every one.
+DEAD_LETTER_SPEC = """version: 1
+engine:
+  http: {{ listen: "" }}
+  log: {{ level: warn, format: json }}
+pipelines:
+  bench:
+    source: {{ plugin: sim_speed, lines: 5, rate: 0, count: {count}, seed: 7 }}
+    transforms:
+      - {{ plugin: "{convert}", field: {field}, factor: 3.6, output_field: speed_kmh }}
+    sink: {{ plugin: null }}
+    dead_letter: {{ path: "{path}" }}
+"""
+
+
+def _dead_letter_cost(ctx):
+    """Microseconds per dead letter: the run rejecting every record less the
+    same run rejecting none, per record (medians of a few runs each)."""
+    convert = os.path.join(ctx.workdir, "convert.so")
+    subprocess.run([os.environ.get("CC", "cc"), "-std=c11", "-O2", "-shared", "-fPIC",
+                    "-fvisibility=hidden", "-I", os.path.join(ctx.source_dir, "sdk", "include"),
+                    "-o", convert, os.path.join(ctx.source_dir, "sdk", "examples", "convert.c")],
+                   check=True)
+    count = 200_000 if ctx.quick else 1_000_000
+    reps = 1 if ctx.quick else 3
+    walls = {"missing": [], "speed_ms": []}
+    for rep in range(reps):
+        for field in ("missing", "speed_ms"):
+            ctx.progress("core: dead letters, field %s, run %d/%d" % (field, rep + 1, reps))
+            out = os.path.join(ctx.workdir, "dead-letters.jsonl")
+            if os.path.exists(out):
+                os.unlink(out)
+            path = os.path.join(ctx.workdir, "dead-letter-%s.yaml" % field)
+            with open(path, "w") as f:
+                f.write(DEAD_LETTER_SPEC.format(count=count, convert=convert, field=field,
+                                                path=out))
+            walls[field].append(ctx.run_engine(path)["wall"])
+            with open(out, "rb") as f:
+                lines = sum(1 for _ in f)
+            want = count if field == "missing" else 0
+            if lines != want:
+                raise RuntimeError("dead letters: %d lines, expected %d" % (lines, want))
+    rejecting = median_high(walls["missing"])
+    passing = median_high(walls["speed_ms"])
+    return [{"benchmark": "dead letters (every record rejected)", "metric": "cost per dead letter",
+             "value": (rejecting - passing) / count * 1e6, "unit": "us", "baseline": None,
+             "ratio": None, "target": None, "ok": None},
+            {"benchmark": "dead letters (every record rejected)", "metric": "throughput",
+             "value": count / rejecting, "unit": "records/s", "baseline": count / passing,
+             "ratio": passing / rejecting, "target": None, "ok": None}]
 
 
 def _demo_rss(ctx):
@@ -105,6 +159,7 @@ def run(ctx):
     rows.append({"benchmark": "core", "metric": "instrumented / bare throughput",
                  "value": ratio, "unit": "ratio", "baseline": rate["false"], "ratio": ratio,
                  "target": ">= 0.98", "ok": ratio >= 0.98, "rounds": pairs})
+    rows.extend(_dead_letter_cost(ctx))
     ctx.progress("core: demo memory")
     peak = _demo_rss(ctx)
     rows.append({"benchmark": "demo", "metric": "peak RSS", "value": peak / 1024.0,
