@@ -153,9 +153,9 @@ static bool decimal_to_double(uint64_t w, int q, bool neg, double *out)
 /* Reads [s, e), already checked to be [-+]?digits?[.digits?][(e|E)[-+]?digits]
  * with at least one digit before the exponent, as a double. The buffer
  * holds a delimiter or NUL at e, where strtod (the slow path) stops. */
-static int parse_double(char *s, char *e, double *out)
+static int parse_double(const char *s, const char *e, double *out)
 {
-	char *p = s;
+	const char *p = s;
 	bool neg = false;
 	if (p < e && (*p == '-' || *p == '+'))
 		neg = *p++ == '-';
@@ -793,9 +793,9 @@ static bool lp_word(const char *s, size_t n, const char *const *words)
 }
 
 /* A strict float: [-+]?(d+(.d*)?|.d+)([eE][-+]?d+)? and nothing else. */
-static int lp_float(char *s, char *e, double *out)
+static int lp_float(const char *s, const char *e, double *out)
 {
-	char *p = s;
+	const char *p = s;
 	size_t digits = 0;
 	if (p < e && (*p == '-' || *p == '+'))
 		p++;
@@ -824,6 +824,11 @@ static int lp_float(char *s, char *e, double *out)
 	if (p != e)
 		return CV_EINVAL;
 	return parse_double(s, e, out);
+}
+
+int cv_parse_double(const char *s, size_t len, double *out)
+{
+	return lp_float(s, s + len, out);
 }
 
 static int lp_value(char *s, char *e, struct cv_field *f)
