@@ -18,9 +18,9 @@ script of fast_float (D. Lemire, "Number Parsing at a Gigabyte per Second",
 import os
 import sys
 
-# What the encoders write for everyday values; the parser hands other
-# exponents to strtod.
-Q_MIN, Q_MAX = -64, 64
+# Every q where w * 10^q (0 < w < 2^64) can be a nonzero finite double:
+# below Q_MIN it rounds to 0, above Q_MAX to infinity.
+Q_MIN, Q_MAX = -342, 308
 
 
 def entry(q):

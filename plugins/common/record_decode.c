@@ -91,7 +91,8 @@ static const double exact_pow10[] = {
 };
 
 /* 5^q normalised to 128 bits (top bit set), as the Eisel-Lemire algorithm
- * needs them; exponents outside the table go to strtod. */
+ * needs them, for every exponent of a normal double; beyond the table, and
+ * for subnormals, strtod decides (it reads 0 or an infinity). */
 #include "pow5_table.h"
 
 /* w * 10^q correctly rounded (Eisel-Lemire, "Number Parsing at a Gigabyte
