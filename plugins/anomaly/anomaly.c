@@ -26,6 +26,8 @@
 
 #include <conveyor/plugin.h>
 
+#include "text_codec.h"
+
 enum anomaly_mode {
 	MODE_MARK = 0,
 	MODE_DROP_NORMAL = 1,
@@ -150,9 +152,7 @@ static inline const struct cv_field *find_field(const struct cv_record *r, const
 static uint64_t hash_bytes(const char *p, size_t n)
 {
 	/* FNV-1a, then a final mix: keys are short tag values. */
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
+	uint64_t h = cv_fnv1a64(p, n);
 	h ^= h >> 32;
 	h *= 0xd6e8feb86659fd93ull;
 	return h ^ (h >> 32);

@@ -143,4 +143,22 @@ static inline uint32_t cv_fnv1a32(const void *data, size_t len)
 	return h;
 }
 
+/* 64-bit FNV-1a: cv_fnv1a64_more() goes on from h, the hash of the bytes
+ * before (CV_FNV1A64_BASIS for none), so a hash can be taken in pieces:
+ * cv_fnv1a64_more(cv_fnv1a64(a, n), b, m) == cv_fnv1a64(a then b, n + m). */
+#define CV_FNV1A64_BASIS UINT64_C(0xcbf29ce484222325)
+
+static inline uint64_t cv_fnv1a64_more(uint64_t h, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * UINT64_C(0x100000001b3);
+	return h;
+}
+
+static inline uint64_t cv_fnv1a64(const void *data, size_t len)
+{
+	return cv_fnv1a64_more(CV_FNV1A64_BASIS, data, len);
+}
+
 #endif

@@ -163,6 +163,11 @@ static void test_fnv(void **state)
 	assert_int_equal(cv_fnv1a32("", 0), 0x811c9dc5u);
 	assert_int_equal(cv_fnv1a32("a", 1), 0xe40c292cu);
 	assert_int_equal(cv_fnv1a32("foobar", 6), 0xbf9cf968u);
+	/* The reference vectors of FNV-1a 64. */
+	assert_int_equal(cv_fnv1a64("", 0), 0xcbf29ce484222325u);
+	assert_int_equal(cv_fnv1a64("a", 1), 0xaf63dc4c8601ec8cu);
+	assert_int_equal(cv_fnv1a64("foobar", 6), 0x85944171f73967e8u);
+	assert_int_equal(cv_fnv1a64_more(cv_fnv1a64("foo", 3), "bar", 3), cv_fnv1a64("foobar", 6));
 }
 
 /* --- the dead-letter line --- */

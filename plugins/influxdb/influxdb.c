@@ -56,6 +56,7 @@
 #include <conveyor/plugin.h>
 
 #include "record_format.h"
+#include "text_codec.h"
 
 #define INFLUX_VERSION     "1.0.0"
 #define MS                 1000000LL
@@ -716,13 +717,6 @@ static void log_failure(struct influx *s, enum cv_log_level level, const char *m
 	s->repeats = 0;
 }
 
-static uint64_t fnv1a(const char *p, uint64_t h)
-{
-	while (*p)
-		h = (h ^ (unsigned char)*p++) * 0x100000001b3ULL;
-	return h;
-}
-
 /* Names the cause of a TLS failure from curl's code and message and
  * OpenSSL's verify result. */
 static const char *tls_cause(CURLcode rc, long verify, const char *detail)
@@ -1301,7 +1295,7 @@ static void config_error(struct influx *s, struct slot *sl, struct chunk *c, lon
 	curl_off_t retry_after = 0;
 	curl_easy_getinfo(sl->easy, CURLINFO_RETRY_AFTER, &retry_after);
 	/* The same message again is the same failure, not logged again. */
-	s->fail_key = fnv1a(text, 0xcbf29ce484222325ULL) | 1u;
+	s->fail_key = cv_fnv1a64(text, strlen(text)) | 1u;
 	retry_later(s, sl, c, text, CV_LOG_ERROR, why, true, retry_after);
 }
 
