@@ -247,45 +247,6 @@ static int jexpect(struct jp *j, char c, const char *why)
 	return 0;
 }
 
-static int hex4(const char *s, uint32_t *out)
-{
-	uint32_t v = 0;
-	for (int i = 0; i < 4; i++) {
-		char c = s[i];
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= (uint32_t)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			v |= (uint32_t)(c - 'a' + 10);
-		else if (c >= 'A' && c <= 'F')
-			v |= (uint32_t)(c - 'A' + 10);
-		else
-			return CV_EINVAL;
-	}
-	*out = v;
-	return 0;
-}
-
-static char *put_utf8(char *w, uint32_t cp)
-{
-	if (cp < 0x80) {
-		*w++ = (char)cp;
-	} else if (cp < 0x800) {
-		*w++ = (char)(0xc0 | (cp >> 6));
-		*w++ = (char)(0x80 | (cp & 0x3f));
-	} else if (cp < 0x10000) {
-		*w++ = (char)(0xe0 | (cp >> 12));
-		*w++ = (char)(0x80 | ((cp >> 6) & 0x3f));
-		*w++ = (char)(0x80 | (cp & 0x3f));
-	} else {
-		*w++ = (char)(0xf0 | (cp >> 18));
-		*w++ = (char)(0x80 | ((cp >> 12) & 0x3f));
-		*w++ = (char)(0x80 | ((cp >> 6) & 0x3f));
-		*w++ = (char)(0x80 | (cp & 0x3f));
-	}
-	return w;
-}
-
 static int jstring_rest(struct jp *j, char *r, char **out, size_t *len);
 
 /* A string at the cursor (after whitespace): unescaped in place; *out and
@@ -355,20 +316,20 @@ static __attribute__((noinline)) int jstring_rest(struct jp *j, char *r, char **
 			case 'r': *w++ = '\r'; break;
 			case 't': *w++ = '\t'; break;
 			case 'u': {
-				uint32_t cp, lo;
-				if (j->end - r < 4 || hex4(r, &cp) < 0)
+				long cp, lo;
+				if (j->end - r < 4 || (cp = cv_json_hex4(r)) < 0)
 					return jfail(j, "JSON: bad \\u escape");
 				r += 4;
 				if (cp >= 0xdc00 && cp <= 0xdfff)
 					return jfail(j, "JSON: lone low surrogate");
 				if (cp >= 0xd800 && cp <= 0xdbff) {
 					if (j->end - r < 6 || r[0] != '\\' || r[1] != 'u' ||
-					    hex4(r + 2, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
+					    (lo = cv_json_hex4(r + 2)) < 0xdc00 || lo > 0xdfff)
 						return jfail(j, "JSON: lone high surrogate");
 					r += 6;
 					cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
 				}
-				w = put_utf8(w, cp);
+				w += cv_utf8_put(w, (uint32_t)cp);
 				break;
 			}
 			default: return jfail(j, "JSON: bad escape in string");

@@ -31,6 +31,32 @@ static inline bool cv_utf8_valid(const char *s, size_t len)
 	return cv_utf8_check(s, len) == len;
 }
 
+/* Writes the UTF-8 bytes of cp (at most U+10FFFF, not a surrogate) at out,
+ * which has room for 4; returns how many (1 to 4). */
+static inline size_t cv_utf8_put(char *out, uint32_t cp)
+{
+	if (cp < 0x80) {
+		out[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		out[0] = (char)(0xc0 | (cp >> 6));
+		out[1] = (char)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		out[0] = (char)(0xe0 | (cp >> 12));
+		out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		out[2] = (char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	out[0] = (char)(0xf0 | (cp >> 18));
+	out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+	out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+	out[3] = (char)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
 /* ------------------------------------------------------------------------ */
 /* JSON strings                                                               */
 /* ------------------------------------------------------------------------ */
@@ -50,6 +76,32 @@ static inline uint64_t cv_json_swar_special(uint64_t v)
 	uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
 	uint64_t t = ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((b - ones) & ~b) | v;
 	return t & high;
+}
+
+/* The value of the hex digit c (either case), -1 when it is none. */
+static inline int cv_hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* The code unit (0 to 0xffff) of a \uXXXX escape whose 4 hex digits start
+ * at s, which has 4 bytes readable; -1 when one of them is not a hex digit. */
+static inline long cv_json_hex4(const char *s)
+{
+	long v = 0;
+	for (int i = 0; i < 4; i++) {
+		int d = cv_hex_digit(s[i]);
+		if (d < 0)
+			return -1;
+		v = v << 4 | d;
+	}
+	return v;
 }
 
 /* What the escaper does with bytes that are not UTF-8. */

@@ -424,44 +424,6 @@ static void json_ws(struct json_in *j)
 		j->p++;
 }
 
-/* The code unit of a \uXXXX escape whose XXXX starts at `p`; -1 if malformed. */
-static long json_hex4(const char *p, const char *end)
-{
-	char hex[5] = {0};
-	if (end - p < 4)
-		return -1;
-	for (int i = 0; i < 4; i++) {
-		if (!isxdigit((unsigned char)p[i]))
-			return -1;
-		hex[i] = p[i];
-	}
-	return strtol(hex, NULL, 16);
-}
-
-static size_t utf8_put(char *w, uint32_t cp)
-{
-	if (cp < 0x80) {
-		w[0] = (char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		w[0] = (char)(0xC0 | cp >> 6);
-		w[1] = (char)(0x80 | (cp & 0x3F));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		w[0] = (char)(0xE0 | cp >> 12);
-		w[1] = (char)(0x80 | (cp >> 6 & 0x3F));
-		w[2] = (char)(0x80 | (cp & 0x3F));
-		return 3;
-	}
-	w[0] = (char)(0xF0 | cp >> 18);
-	w[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-	w[2] = (char)(0x80 | (cp >> 6 & 0x3F));
-	w[3] = (char)(0x80 | (cp & 0x3F));
-	return 4;
-}
-
 /* Reads the string at j->p (its opening quote). With `out`, writes its
  * decoded bytes there (never more than the string's encoded length) and
  * their count to *len. False when malformed. */
@@ -500,14 +462,14 @@ static bool json_string(struct json_in *j, char *out, size_t *len)
 		case 'r': cp = '\r'; break;
 		case 't': cp = '\t'; break;
 		case 'u': {
-			long u = json_hex4(j->p, j->end);
+			long u = j->end - j->p >= 4 ? cv_json_hex4(j->p) : -1;
 			if (u < 0)
 				return false;
 			j->p += 4;
 			cp = (uint32_t)u;
 			if (u >= 0xD800 && u <= 0xDBFF && j->end - j->p >= 6 && j->p[0] == '\\' &&
 			    j->p[1] == 'u') {
-				long lo = json_hex4(j->p + 2, j->end);
+				long lo = cv_json_hex4(j->p + 2);
 				if (lo >= 0xDC00 && lo <= 0xDFFF) {
 					cp = 0x10000 + (((uint32_t)u - 0xD800) << 10) +
 					     ((uint32_t)lo - 0xDC00);
@@ -521,7 +483,7 @@ static bool json_string(struct json_in *j, char *out, size_t *len)
 		default: return false;
 		}
 		char tmp[4];
-		size_t n = utf8_put(tmp, cp);
+		size_t n = cv_utf8_put(tmp, cp);
 		if (out)
 			memcpy(out + o, tmp, n);
 		o += n;
