@@ -1,6 +1,8 @@
 /* json.c - a recursive-descent JSON reader; see json.h. */
 #include "base/json.h"
 
+#include "text_codec.h"
+
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -58,80 +60,19 @@ static int hex4(struct parser *p, uint32_t *out)
 		fail(p, "short \\u escape");
 		return -1;
 	}
-	uint32_t v = 0;
-	for (int i = 0; i < 4; i++) {
-		char c = p->s[p->pos++];
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= (uint32_t)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			v |= (uint32_t)(c - 'a' + 10);
-		else if (c >= 'A' && c <= 'F')
-			v |= (uint32_t)(c - 'A' + 10);
-		else {
-			fail(p, "bad hex digit in \\u escape");
-			return -1;
-		}
+	long v = cv_json_hex4(p->s + p->pos);
+	if (v < 0) {
+		/* The error names the byte after the bad digit, as it always has. */
+		size_t i = 0;
+		while (cv_hex_digit(p->s[p->pos + i]) >= 0)
+			i++;
+		p->pos += i + 1;
+		fail(p, "bad hex digit in \\u escape");
+		return -1;
 	}
-	*out = v;
+	p->pos += 4;
+	*out = (uint32_t)v;
 	return 0;
-}
-
-static size_t put_utf8(char *o, uint32_t cp)
-{
-	if (cp < 0x80) {
-		o[0] = (char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		o[0] = (char)(0xc0 | (cp >> 6));
-		o[1] = (char)(0x80 | (cp & 0x3f));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		o[0] = (char)(0xe0 | (cp >> 12));
-		o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		o[2] = (char)(0x80 | (cp & 0x3f));
-		return 3;
-	}
-	o[0] = (char)(0xf0 | (cp >> 18));
-	o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-	o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-	o[3] = (char)(0x80 | (cp & 0x3f));
-	return 4;
-}
-
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	size_t want;
-	uint32_t min;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		want = 2;
-		min = 0x80;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		want = 3;
-		min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		want = 4;
-		min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (n < want)
-		return 0;
-	uint32_t cp = c & (0x7f >> want);
-	for (size_t i = 1; i < want; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return want;
 }
 
 /* At the opening quote; returns a malloc'd, NUL-terminated string. */
@@ -159,7 +100,8 @@ static char *parse_string(struct parser *p, size_t *outlen)
 			break;
 		}
 		if (c != '\\') {
-			size_t n = utf8_len((const unsigned char *)p->s + p->pos, p->len - p->pos);
+			size_t n =
+			        cv_utf8_seq((const unsigned char *)p->s + p->pos, p->len - p->pos);
 			if (!n) {
 				fail(p, "invalid UTF-8 in a string");
 				break;
@@ -196,7 +138,7 @@ static char *parse_string(struct parser *p, size_t *outlen)
 				fail(p, "unpaired surrogate in \\u escape");
 				goto bad;
 			}
-			o += put_utf8(out + o, cp);
+			o += cv_utf8_put(out + o, cp);
 			break;
 		}
 		default: fail(p, "bad escape \\%c", e); goto bad;

@@ -377,13 +377,10 @@ fail:
 /* FNV-1a over the values, each ended by a NUL. */
 static uint64_t labels_hash(const char *const *values, size_t n)
 {
-	uint64_t h = 14695981039346656037ULL;
+	uint64_t h = CV_FNV1A64_BASIS;
 	for (size_t i = 0; i < n; i++) {
-		const unsigned char *p = (const unsigned char *)(values[i] ? values[i] : "");
-		do {
-			h ^= *p;
-			h *= 1099511628211ULL;
-		} while (*p++);
+		const char *v = values[i] ? values[i] : "";
+		h = cv_fnv1a64_more(h, v, strlen(v) + 1);
 	}
 	return h;
 }

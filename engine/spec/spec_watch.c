@@ -1,5 +1,7 @@
 #include "spec/spec_watch.h"
 
+#include "text_codec.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,20 +48,17 @@ static bool file_id_equal(const struct file_id *a, const struct file_id *b)
 	       a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
 }
 
-/* FNV-1a of the file's bytes; false when it cannot be read. */
+/* FNV-1a 64 of the file's bytes; false when it cannot be read. */
 static bool file_hash(const char *path, uint64_t *out)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f)
 		return false;
-	uint64_t h = 14695981039346656037ULL;
+	uint64_t h = CV_FNV1A64_BASIS;
 	unsigned char buf[8192];
 	size_t n;
 	while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-		for (size_t i = 0; i < n; i++) {
-			h ^= buf[i];
-			h *= 1099511628211ULL;
-		}
+		h = cv_fnv1a64_more(h, buf, n);
 	bool ok = !ferror(f);
 	fclose(f);
 	*out = h;

@@ -26,14 +26,16 @@
 
 #include <conveyor/plugin.h>
 
+#include "text_codec.h"
+
 enum anomaly_mode {
 	MODE_MARK = 0,
 	MODE_DROP_NORMAL = 1,
 };
 
 struct anomaly_config {
-	const char *field;
-	const char *key;
+	struct cv_field_name field;
+	struct cv_field_name key;
 	int64_t window;
 	double threshold;
 	int mode;
@@ -150,9 +152,7 @@ static inline const struct cv_field *find_field(const struct cv_record *r, const
 static uint64_t hash_bytes(const char *p, size_t n)
 {
 	/* FNV-1a, then a final mix: keys are short tag values. */
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
+	uint64_t h = cv_fnv1a64(p, n);
 	h ^= h >> 32;
 	h *= 0xd6e8feb86659fd93ull;
 	return h ^ (h >> 32);
@@ -287,28 +287,16 @@ static int anomaly_init(struct cv_stage *stage, const struct cv_host_api *api, c
                         void **state)
 {
 	const struct anomaly_config *cfg = config;
-	size_t flen = strlen(cfg->field), klen = strlen(cfg->key);
-	if (flen == 0 || flen > UINT16_MAX || klen == 0 || klen > UINT32_MAX) {
-		api->log(stage, CV_LOG_ERROR, "field and key must not be empty");
-		return CV_ECONFIG;
-	}
-	if (cfg->min_samples > cfg->window) {
-		api->log(
-		        stage, CV_LOG_ERROR,
-		        "min_samples (%lld) is larger than window (%lld): nothing could be flagged",
-		        (long long)cfg->min_samples, (long long)cfg->window);
-		return CV_ECONFIG;
-	}
 	struct anomaly *a = calloc(1, sizeof *a);
 	if (!a)
 		return CV_ENOMEM;
 	a->stage = stage;
 	a->api = api;
 	a->cfg = cfg;
-	a->field = cfg->field;
-	a->field_len = (uint32_t)flen;
-	a->key = cfg->key;
-	a->key_len = (uint32_t)klen;
+	a->field = cfg->field.name;
+	a->field_len = cfg->field.len;
+	a->key = cfg->key.name;
+	a->key_len = cfg->key.len;
 	a->window = (uint32_t)cfg->window;
 	a->min_samples = (uint32_t)cfg->min_samples;
 	a->threshold = cfg->threshold;
@@ -319,13 +307,13 @@ static int anomaly_init(struct cv_stage *stage, const struct cv_host_api *api, c
 		return CV_ENOMEM;
 	}
 	snprintf(a->reason_no_key, sizeof a->reason_no_key, "anomaly: record has no tag \"%.100s\"",
-	         cfg->key);
+	         cfg->key.name);
 	snprintf(a->reason_no_field, sizeof a->reason_no_field,
-	         "anomaly: record has no field \"%.100s\"", cfg->field);
+	         "anomaly: record has no field \"%.100s\"", cfg->field.name);
 	snprintf(a->reason_not_numeric, sizeof a->reason_not_numeric,
-	         "anomaly: field \"%.100s\" is not a number", cfg->field);
+	         "anomaly: field \"%.100s\" is not a number", cfg->field.name);
 	snprintf(a->reason_not_finite, sizeof a->reason_not_finite,
-	         "anomaly: field \"%.100s\" is NaN or infinite", cfg->field);
+	         "anomaly: field \"%.100s\" is NaN or infinite", cfg->field.name);
 
 	a->anomalies = api->metric_register(stage, CV_METRIC_COUNTER, "conveyor_anomalies_total",
 	                                    "Records flagged as anomalies", NULL, NULL, 0);
@@ -335,6 +323,20 @@ static int anomaly_init(struct cv_stage *stage, const struct cv_host_api *api, c
 	if (!a->anomalies || !a->keys)
 		api->log(stage, CV_LOG_WARN, "could not register the anomaly metrics");
 	*state = a;
+	return 0;
+}
+
+/* What the option schema cannot say, at the option's FILE:LINE:COL. */
+static int anomaly_check(struct cv_check *ck, const struct cv_host_api *api, const void *config)
+{
+	const struct anomaly_config *cfg = config;
+	if (cfg->min_samples > cfg->window) {
+		api->check_error(
+		        ck, api->option_given(ck, "min_samples") ? "min_samples" : "window",
+		        "min_samples (%lld) is larger than window (%lld): nothing could be flagged",
+		        (long long)cfg->min_samples, (long long)cfg->window);
+		return CV_ECONFIG;
+	}
 	return 0;
 }
 
@@ -490,12 +492,12 @@ static const char *const mode_names[] = {"mark", "drop_normal", NULL};
 
 static const struct cv_option anomaly_options[] = {
         {.name = "field",
-         .type = CV_OPT_STRING,
+         .type = CV_OPT_FIELD_NAME,
          .default_value = "speed_ms",
          .offset = OPT(field),
          .description = "numeric field (float or integer) to watch"},
         {.name = "key",
-         .type = CV_OPT_STRING,
+         .type = CV_OPT_FIELD_NAME,
          .default_value = "line_id",
          .offset = OPT(key),
          .description = "tag whose value names the series (one window per value)"},
@@ -552,6 +554,7 @@ CV_PLUGIN_EXPORT const struct cv_plugin cv_plugin_descriptor = {
         .options = anomaly_options,
         .config_size = sizeof(struct anomaly_config),
         .init = anomaly_init,
+        .check = anomaly_check,
         .destroy = anomaly_destroy,
         .process = anomaly_process,
 };

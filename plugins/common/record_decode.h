@@ -59,4 +59,12 @@ int cv_record_decode(const struct cv_host_api *api, struct cv_batch *batch,
                      enum cv_record_format format, struct cv_record *record, const char *data,
                      size_t len, int64_t default_ts, const char **reason);
 
+/* Reads the `len` bytes at `s` as a double, strictly as the line protocol
+ * decoder does: [-+]?(d+(.d*)?|.d+)([eE][-+]?d+)? and nothing else, to the
+ * nearest double (Eisel-Lemire, strtod where that cannot decide). s[len]
+ * must be readable and end a number (a delimiter or NUL), as it is in the
+ * decoders' buffers. Returns 0; CV_EINVAL for bad syntax or a value that is
+ * not finite. For the numbers bench (tests/bench/numbers_bench.c). */
+int cv_parse_double(const char *s, size_t len, double *out);
+
 #endif

@@ -31,6 +31,32 @@ static inline bool cv_utf8_valid(const char *s, size_t len)
 	return cv_utf8_check(s, len) == len;
 }
 
+/* Writes the UTF-8 bytes of cp (at most U+10FFFF, not a surrogate) at out,
+ * which has room for 4; returns how many (1 to 4). */
+static inline size_t cv_utf8_put(char *out, uint32_t cp)
+{
+	if (cp < 0x80) {
+		out[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		out[0] = (char)(0xc0 | (cp >> 6));
+		out[1] = (char)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		out[0] = (char)(0xe0 | (cp >> 12));
+		out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		out[2] = (char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	out[0] = (char)(0xf0 | (cp >> 18));
+	out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+	out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+	out[3] = (char)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
 /* ------------------------------------------------------------------------ */
 /* JSON strings                                                               */
 /* ------------------------------------------------------------------------ */
@@ -50,6 +76,32 @@ static inline uint64_t cv_json_swar_special(uint64_t v)
 	uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
 	uint64_t t = ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((b - ones) & ~b) | v;
 	return t & high;
+}
+
+/* The value of the hex digit c (either case), -1 when it is none. */
+static inline int cv_hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* The code unit (0 to 0xffff) of a \uXXXX escape whose 4 hex digits start
+ * at s, which has 4 bytes readable; -1 when one of them is not a hex digit. */
+static inline long cv_json_hex4(const char *s)
+{
+	long v = 0;
+	for (int i = 0; i < 4; i++) {
+		int d = cv_hex_digit(s[i]);
+		if (d < 0)
+			return -1;
+		v = v << 4 | d;
+	}
+	return v;
 }
 
 /* What the escaper does with bytes that are not UTF-8. */
@@ -141,6 +193,24 @@ static inline uint32_t cv_fnv1a32(const void *data, size_t len)
 	for (size_t i = 0; i < len; i++)
 		h = (h ^ p[i]) * 16777619u;
 	return h;
+}
+
+/* 64-bit FNV-1a: cv_fnv1a64_more() goes on from h, the hash of the bytes
+ * before (CV_FNV1A64_BASIS for none), so a hash can be taken in pieces:
+ * cv_fnv1a64_more(cv_fnv1a64(a, n), b, m) == cv_fnv1a64(a then b, n + m). */
+#define CV_FNV1A64_BASIS UINT64_C(0xcbf29ce484222325)
+
+static inline uint64_t cv_fnv1a64_more(uint64_t h, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * UINT64_C(0x100000001b3);
+	return h;
+}
+
+static inline uint64_t cv_fnv1a64(const void *data, size_t len)
+{
+	return cv_fnv1a64_more(CV_FNV1A64_BASIS, data, len);
 }
 
 #endif

@@ -163,6 +163,30 @@ static void test_fnv(void **state)
 	assert_int_equal(cv_fnv1a32("", 0), 0x811c9dc5u);
 	assert_int_equal(cv_fnv1a32("a", 1), 0xe40c292cu);
 	assert_int_equal(cv_fnv1a32("foobar", 6), 0xbf9cf968u);
+	/* The reference vectors of FNV-1a 64. */
+	assert_int_equal(cv_fnv1a64("", 0), 0xcbf29ce484222325u);
+	assert_int_equal(cv_fnv1a64("a", 1), 0xaf63dc4c8601ec8cu);
+	assert_int_equal(cv_fnv1a64("foobar", 6), 0x85944171f73967e8u);
+	assert_int_equal(cv_fnv1a64_more(cv_fnv1a64("foo", 3), "bar", 3), cv_fnv1a64("foobar", 6));
+}
+
+static void test_utf8_put_and_hex4(void **state)
+{
+	/* Every code point writes what the validator reads as one sequence. */
+	char out[4];
+	for (uint32_t cp = 0; cp <= 0x10ffff; cp++) {
+		if (cp >= 0xd800 && cp <= 0xdfff)
+			continue;
+		size_t n = cv_utf8_put(out, cp);
+		assert_int_equal(cv_utf8_seq((const unsigned char *)out, n), n);
+		assert_int_equal(n, cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4);
+	}
+	assert_int_equal(cv_utf8_put(out, 0xe9), 2);
+	assert_memory_equal(out, "\xc3\xa9", 2);
+	assert_int_equal(cv_json_hex4("00e9"), 0xe9);
+	assert_int_equal(cv_json_hex4("DbFf"), 0xdbff);
+	assert_int_equal(cv_json_hex4("12g4"), -1);
+	assert_int_equal(cv_json_hex4("-123"), -1);
 }
 
 /* --- the dead-letter line --- */
@@ -274,6 +298,7 @@ int main(void)
 	        cmocka_unit_test(test_json_escape),
 	        cmocka_unit_test(test_base64),
 	        cmocka_unit_test(test_fnv),
+	        cmocka_unit_test(test_utf8_put_and_hex4),
 	        cmocka_unit_test(test_dead_letter_raw),
 	        cmocka_unit_test(test_dead_letter_record),
 	};

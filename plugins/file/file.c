@@ -44,10 +44,6 @@ static int file_init(struct cv_stage *stage, const struct cv_host_api *api, cons
                      void **state)
 {
 	const struct file_config *cfg = config;
-	if (!cfg->path || !*cfg->path) {
-		api->log(stage, CV_LOG_ERROR, "file: path is empty");
-		return CV_ECONFIG;
-	}
 	struct file_sink *f = calloc(1, sizeof *f);
 	if (!f)
 		return CV_ENOMEM;
@@ -163,7 +159,7 @@ static int file_write(void *state, struct cv_batch *batch)
 static const struct cv_option file_options[] = {
         {.name = "path",
          .type = CV_OPT_STRING,
-         .flags = CV_OPT_REQUIRED,
+         .flags = CV_OPT_REQUIRED | CV_OPT_NONEMPTY,
          .offset = offsetof(struct file_config, path),
          .description = "file to append to (created with mode 0644 if missing)"},
         {.name = "format",

@@ -56,6 +56,7 @@
 #include <conveyor/plugin.h>
 
 #include "record_format.h"
+#include "text_codec.h"
 
 #define INFLUX_VERSION     "1.0.0"
 #define MS                 1000000LL
@@ -423,44 +424,6 @@ static void json_ws(struct json_in *j)
 		j->p++;
 }
 
-/* The code unit of a \uXXXX escape whose XXXX starts at `p`; -1 if malformed. */
-static long json_hex4(const char *p, const char *end)
-{
-	char hex[5] = {0};
-	if (end - p < 4)
-		return -1;
-	for (int i = 0; i < 4; i++) {
-		if (!isxdigit((unsigned char)p[i]))
-			return -1;
-		hex[i] = p[i];
-	}
-	return strtol(hex, NULL, 16);
-}
-
-static size_t utf8_put(char *w, uint32_t cp)
-{
-	if (cp < 0x80) {
-		w[0] = (char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		w[0] = (char)(0xC0 | cp >> 6);
-		w[1] = (char)(0x80 | (cp & 0x3F));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		w[0] = (char)(0xE0 | cp >> 12);
-		w[1] = (char)(0x80 | (cp >> 6 & 0x3F));
-		w[2] = (char)(0x80 | (cp & 0x3F));
-		return 3;
-	}
-	w[0] = (char)(0xF0 | cp >> 18);
-	w[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-	w[2] = (char)(0x80 | (cp >> 6 & 0x3F));
-	w[3] = (char)(0x80 | (cp & 0x3F));
-	return 4;
-}
-
 /* Reads the string at j->p (its opening quote). With `out`, writes its
  * decoded bytes there (never more than the string's encoded length) and
  * their count to *len. False when malformed. */
@@ -499,14 +462,14 @@ static bool json_string(struct json_in *j, char *out, size_t *len)
 		case 'r': cp = '\r'; break;
 		case 't': cp = '\t'; break;
 		case 'u': {
-			long u = json_hex4(j->p, j->end);
+			long u = j->end - j->p >= 4 ? cv_json_hex4(j->p) : -1;
 			if (u < 0)
 				return false;
 			j->p += 4;
 			cp = (uint32_t)u;
 			if (u >= 0xD800 && u <= 0xDBFF && j->end - j->p >= 6 && j->p[0] == '\\' &&
 			    j->p[1] == 'u') {
-				long lo = json_hex4(j->p + 2, j->end);
+				long lo = cv_json_hex4(j->p + 2);
 				if (lo >= 0xDC00 && lo <= 0xDFFF) {
 					cp = 0x10000 + (((uint32_t)u - 0xD800) << 10) +
 					     ((uint32_t)lo - 0xDC00);
@@ -520,7 +483,7 @@ static bool json_string(struct json_in *j, char *out, size_t *len)
 		default: return false;
 		}
 		char tmp[4];
-		size_t n = utf8_put(tmp, cp);
+		size_t n = cv_utf8_put(tmp, cp);
 		if (out)
 			memcpy(out + o, tmp, n);
 		o += n;
@@ -714,13 +677,6 @@ static void log_failure(struct influx *s, enum cv_log_level level, const char *m
 	s->logged_key = s->fail_key;
 	s->logged_ns = now;
 	s->repeats = 0;
-}
-
-static uint64_t fnv1a(const char *p, uint64_t h)
-{
-	while (*p)
-		h = (h ^ (unsigned char)*p++) * 0x100000001b3ULL;
-	return h;
 }
 
 /* Names the cause of a TLS failure from curl's code and message and
@@ -1301,7 +1257,7 @@ static void config_error(struct influx *s, struct slot *sl, struct chunk *c, lon
 	curl_off_t retry_after = 0;
 	curl_easy_getinfo(sl->easy, CURLINFO_RETRY_AFTER, &retry_after);
 	/* The same message again is the same failure, not logged again. */
-	s->fail_key = fnv1a(text, 0xcbf29ce484222325ULL) | 1u;
+	s->fail_key = cv_fnv1a64(text, strlen(text)) | 1u;
 	retry_later(s, sl, c, text, CV_LOG_ERROR, why, true, retry_after);
 }
 

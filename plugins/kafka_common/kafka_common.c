@@ -52,6 +52,25 @@ int cv_kafka_conf_apply_map(const struct cv_kafka_ident *id, rd_kafka_conf_t *co
 	return rc;
 }
 
+int cv_kafka_check_properties(struct cv_check *check, const struct cv_host_api *api,
+                              const struct cv_string_map *properties, const char *const *managed)
+{
+	int rc = 0;
+	for (size_t i = 0; properties && i < properties->count; i++) {
+		for (const char *const *m = managed; m && *m; m++) {
+			if (strcmp(*m, properties->keys[i]) == 0) {
+				api->check_error(
+				        check, "properties",
+				        "\"%s\" is managed by the plugin and cannot be set",
+				        properties->keys[i]);
+				rc = CV_ECONFIG;
+				break;
+			}
+		}
+	}
+	return rc;
+}
+
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
 	const struct cv_kafka_ident *id = rd_kafka_opaque(rk);

@@ -48,6 +48,14 @@ CV_KAFKA_EXPORT int cv_kafka_conf_apply_map(const struct cv_kafka_ident *id, rd_
                                             const struct cv_string_map *properties,
                                             const char *const *managed);
 
+/* For a plugin's `check` (ABI 1.1): reports each key of `properties` that
+ * is in `managed` (NULL-terminated) at the option "properties", so that
+ * `conveyor validate` refuses it at FILE:LINE:COL. Returns 0, or CV_ECONFIG
+ * when it reported one. */
+CV_KAFKA_EXPORT int cv_kafka_check_properties(struct cv_check *check, const struct cv_host_api *api,
+                                              const struct cv_string_map *properties,
+                                              const char *const *managed);
+
 /* Sets the log callback that forwards librdkafka's logs to the host (its
  * syslog levels mapped to the host's). The handle's opaque must start with
  * struct cv_kafka_ident. */

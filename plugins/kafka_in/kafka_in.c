@@ -730,39 +730,47 @@ static void kafka_in_stop(void *state)
 /* Lifecycle                                                                  */
 /* ------------------------------------------------------------------------ */
 
+/* The next name of the topic list at *p ("a,b, c": a comma list, spaces
+ * around names ignored): its start in *name and length in *len; false at
+ * the end. */
+static bool next_topic(const char **p, const char **name, size_t *len)
+{
+	const char *q = *p;
+	while (*q == ' ' || *q == ',')
+		q++;
+	if (!*q)
+		return false;
+	const char *s = q;
+	while (*q && *q != ',')
+		q++;
+	const char *e = q;
+	while (e > s && e[-1] == ' ')
+		e--;
+	*name = s;
+	*len = (size_t)(e - s);
+	*p = q;
+	return true;
+}
+
 static int split_topics(struct kafka_in *st, const char *list)
 {
-	/* "a,b, c": a comma list, spaces ignored. */
 	size_t cap = 1;
 	for (const char *p = list; *p; p++)
 		cap += *p == ',';
 	st->topics = calloc(cap, sizeof *st->topics);
 	if (!st->topics)
 		return CV_ENOMEM;
-	const char *p = list;
-	while (*p) {
-		while (*p == ' ' || *p == ',')
-			p++;
-		const char *s = p;
-		while (*p && *p != ',')
-			p++;
-		const char *e = p;
-		while (e > s && e[-1] == ' ')
-			e--;
-		if (e > s) {
-			char *t = strndup(s, (size_t)(e - s));
-			if (!t)
-				return CV_ENOMEM;
-			if (topic_index(st, t) >= 0) {
-				free(t);
-				continue;
-			}
-			st->topics[st->ntopics++] = t;
+	const char *p = list, *name;
+	size_t len;
+	while (next_topic(&p, &name, &len)) {
+		char *t = strndup(name, len);
+		if (!t)
+			return CV_ENOMEM;
+		if (topic_index(st, t) >= 0) {
+			free(t);
+			continue;
 		}
-	}
-	if (!st->ntopics) {
-		st->id.api->log(st->id.stage, CV_LOG_ERROR, "topic: empty");
-		return CV_ECONFIG;
+		st->topics[st->ntopics++] = t;
 	}
 	return 0;
 }
@@ -818,11 +826,8 @@ static int setup(struct kafka_in *st)
 	int rc = split_topics(st, cfg->topic);
 	if (rc < 0)
 		return rc;
-	if (!cfg->group || !*cfg->group) {
-		api->log(stage, CV_LOG_ERROR, "group: empty");
-		return CV_ECONFIG;
-	}
 
+	/* kafka_in_check vouched for the shape of dead_letter. */
 	const char *dl_topic = NULL;
 	const char *dl = cfg->dead_letter ? cfg->dead_letter : "";
 	if (strncmp(dl, "file:", 5) == 0 && dl[5]) {
@@ -836,15 +841,6 @@ static int setup(struct kafka_in *st)
 	} else if (strncmp(dl, "topic:", 6) == 0 && dl[6]) {
 		st->dl = DL_TOPIC;
 		dl_topic = dl + 6;
-		if (topic_index(st, dl_topic) >= 0) {
-			api->log(stage, CV_LOG_ERROR,
-			         "dead_letter: the topic is one this stage reads");
-			return CV_ECONFIG;
-		}
-	} else if (*dl) {
-		api->log(stage, CV_LOG_ERROR,
-		         "dead_letter: expected \"file:/path\" or \"topic:name\", got \"%s\"", dl);
-		return CV_ECONFIG;
 	}
 
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -925,6 +921,39 @@ static int setup(struct kafka_in *st)
 		return CV_ENOMEM;
 	}
 	return 0;
+}
+
+/* What the option schema cannot say, at the option's FILE:LINE:COL: the
+ * topic list names a topic, dead_letter has its shape and is not a topic
+ * this stage reads, and properties leave the plugin's own settings alone.
+ * (That dead_letter's file opens is init's to find out.) */
+static int kafka_in_check(struct cv_check *ck, const struct cv_host_api *api, const void *config)
+{
+	const struct kafka_in_config *cfg = config;
+	int rc = cv_kafka_check_properties(ck, api, &cfg->properties, managed_properties);
+	const char *p = cfg->topic, *name;
+	size_t len;
+	if (!next_topic(&p, &name, &len)) {
+		api->check_error(ck, "topic", "empty: the list names no topic");
+		rc = CV_ECONFIG;
+	}
+	const char *dl = cfg->dead_letter ? cfg->dead_letter : "";
+	if (strncmp(dl, "topic:", 6) == 0 && dl[6]) {
+		const char *dl_topic = dl + 6;
+		for (p = cfg->topic; next_topic(&p, &name, &len);) {
+			if (strlen(dl_topic) == len && memcmp(dl_topic, name, len) == 0) {
+				api->check_error(ck, "dead_letter",
+				                 "the topic is one this stage reads");
+				rc = CV_ECONFIG;
+				break;
+			}
+		}
+	} else if (*dl && !(strncmp(dl, "file:", 5) == 0 && dl[5])) {
+		api->check_error(ck, "dead_letter",
+		                 "expected \"file:/path\" or \"topic:name\", got \"%s\"", dl);
+		rc = CV_ECONFIG;
+	}
+	return rc;
 }
 
 static int kafka_in_init(struct cv_stage *stage, const struct cv_host_api *api, const void *config,
@@ -1038,18 +1067,18 @@ static void kafka_in_destroy(void *state)
 static const struct cv_option options[] = {
         {.name = "brokers",
          .type = CV_OPT_STRING,
-         .flags = CV_OPT_REQUIRED,
+         .flags = CV_OPT_REQUIRED | CV_OPT_NONEMPTY,
          .offset = offsetof(struct kafka_in_config, brokers),
          .description = "bootstrap servers (host:port,...), or \"embedded\" for the process's "
                         "in-process cluster (demo: data lives in memory)"},
         {.name = "topic",
          .type = CV_OPT_STRING,
-         .flags = CV_OPT_REQUIRED,
+         .flags = CV_OPT_REQUIRED | CV_OPT_NONEMPTY,
          .offset = offsetof(struct kafka_in_config, topic),
          .description = "topic to consume; a comma-separated list for several"},
         {.name = "group",
          .type = CV_OPT_STRING,
-         .flags = CV_OPT_REQUIRED,
+         .flags = CV_OPT_REQUIRED | CV_OPT_NONEMPTY,
          .offset = offsetof(struct kafka_in_config, group),
          .description = "consumer group: members split the partitions; offsets are committed "
                         "for the group"},
@@ -1106,6 +1135,7 @@ CV_PLUGIN_EXPORT const struct cv_plugin cv_plugin_descriptor = {
         .options = options,
         .config_size = sizeof(struct kafka_in_config),
         .init = kafka_in_init,
+        .check = kafka_in_check,
         .destroy = kafka_in_destroy,
         .read = kafka_in_read,
         .ack = kafka_in_ack,

@@ -268,6 +268,19 @@ static void test_bad_options(void **state)
 	assert_true(harness_open(in_plugin,
 	                         "{brokers: embedded, topic: t, group: g, dead_letter: 'nowhere'}",
 	                         16, &h) < 0);
+	/* ... nor a dead-letter topic it reads, an empty topic list, empty names. */
+	assert_true(
+	        harness_open(in_plugin,
+	                     "{brokers: embedded, topic: 'a, b', group: g, dead_letter: 'topic:b'}",
+	                     16, &h) < 0);
+	assert_true(harness_open(in_plugin, "{brokers: embedded, topic: ' , ', group: g}", 16, &h) <
+	            0);
+	assert_true(harness_open(in_plugin, "{brokers: embedded, topic: t, group: ''}", 16, &h) <
+	            0);
+	assert_true(harness_open(out_plugin, "{brokers: '', topic: t}", 16, &h) < 0);
+	assert_true(harness_open(out_plugin,
+	                         "{brokers: embedded, topic: t, properties: {dr_msg_cb: x}}", 16,
+	                         &h) < 0);
 	assert_null(h);
 }
 

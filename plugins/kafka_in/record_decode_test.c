@@ -534,6 +534,14 @@ static void test_floats_match_strtod(void **state)
 	        "100.0",
 	        "1e-7",
 	        "-3.14159",
+	        "1e-342",
+	        "1e-343",
+	        "1.8e308",
+	        "9.999999999999999e307",
+	        "2.4703282292062328e-324",
+	        "1.2345678901234567e-300",
+	        "1.2345678901234567e+300",
+	        "7.0064923216240854e-46",
 	};
 	for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
 		check_number(fixed[i]);
@@ -558,6 +566,11 @@ static void test_floats_match_strtod(void **state)
 		                 (unsigned long long)(rng() % 100000000000ull),
 		                 (unsigned long long)(rng() >> (rng() % 64)),
 		                 (int)(rng() % 160) - 80);
+		assert_true(n > 0);
+		check_number(num);
+		/* ...and over the whole exponent range. */
+		n = snprintf(num, sizeof num, "%llue%d",
+		             (unsigned long long)(rng() >> (rng() % 64)), (int)(rng() % 700) - 360);
 		assert_true(n > 0);
 		check_number(num);
 	}

@@ -256,10 +256,6 @@ static int setup(struct kafka_out *st)
 	const struct kafka_out_config *cfg = st->cfg;
 	const struct cv_host_api *api = st->id.api;
 	struct cv_stage *stage = st->id.stage;
-	if (!cfg->topic || !*cfg->topic) {
-		api->log(stage, CV_LOG_ERROR, "topic: empty");
-		return CV_ECONFIG;
-	}
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	int rc = 0;
 	for (size_t i = 0; rc == 0 && i < sizeof default_properties / sizeof *default_properties;
@@ -308,6 +304,13 @@ static int setup(struct kafka_out *st)
 	}
 	st->poller_started = true;
 	return 0;
+}
+
+/* What the option schema cannot say, at the option's FILE:LINE:COL. */
+static int kafka_out_check(struct cv_check *ck, const struct cv_host_api *api, const void *config)
+{
+	const struct kafka_out_config *cfg = config;
+	return cv_kafka_check_properties(ck, api, &cfg->properties, managed_properties);
 }
 
 static int kafka_out_init(struct cv_stage *stage, const struct cv_host_api *api, const void *config,
@@ -545,13 +548,13 @@ static void kafka_out_destroy(void *state)
 static const struct cv_option options[] = {
         {.name = "brokers",
          .type = CV_OPT_STRING,
-         .flags = CV_OPT_REQUIRED,
+         .flags = CV_OPT_REQUIRED | CV_OPT_NONEMPTY,
          .offset = offsetof(struct kafka_out_config, brokers),
          .description = "bootstrap servers (host:port,...), or \"embedded\" for an in-process "
                         "cluster (demo: data lives in memory)"},
         {.name = "topic",
          .type = CV_OPT_STRING,
-         .flags = CV_OPT_REQUIRED,
+         .flags = CV_OPT_REQUIRED | CV_OPT_NONEMPTY,
          .offset = offsetof(struct kafka_out_config, topic),
          .description = "topic to produce to"},
         {.name = "key",
@@ -585,6 +588,7 @@ CV_PLUGIN_EXPORT const struct cv_plugin cv_plugin_descriptor = {
         .options = options,
         .config_size = sizeof(struct kafka_out_config),
         .init = kafka_out_init,
+        .check = kafka_out_check,
         .destroy = kafka_out_destroy,
         .write = kafka_out_write,
         .flush = kafka_out_flush,

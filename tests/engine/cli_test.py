@@ -90,7 +90,7 @@ def test_plugins_anomaly_options():
     ct.check(rc == 0, "plugins anomaly: exit %d: %s" % (rc, err))
     ct.check("transform" in out.splitlines()[0], "first line lacks the kind: %r" % out[:200])
     t = _option_table(out)
-    want = {"field": "string", "key": "string", "window": "int", "threshold": "double",
+    want = {"field": "field", "key": "field", "window": "int", "threshold": "double",
             "mode": "enum"}
     for opt, typ in want.items():
         ct.check(opt in t, "option %s not printed:\n%s" % (opt, out))

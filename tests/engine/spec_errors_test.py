@@ -126,7 +126,15 @@ def test_fixtures_present():
                    "err_duplicate_stage.yaml", "err_http_port_range.yaml",
                    "err_http_listen_bracket.yaml", "err_influx_token_v1.yaml",
                    "err_influx_key_without_cert.yaml", "err_influx_retry_order.yaml",
-                   "err_influx_url_credentials.yaml"):
+                   "err_influx_url_credentials.yaml",
+                   # checks the plugins' schemas and `check` callbacks make
+                   "err_anomaly_empty_field.yaml", "err_anomaly_min_samples.yaml",
+                   "err_file_empty_path.yaml", "err_kafka_in_empty_brokers.yaml",
+                   "err_kafka_in_empty_group.yaml", "err_kafka_out_empty_topic.yaml",
+                   "err_kafka_in_topic_list.yaml", "err_kafka_in_dead_letter_shape.yaml",
+                   "err_kafka_in_dead_letter_self.yaml",
+                   "err_kafka_in_managed_property.yaml",
+                   "err_kafka_out_managed_property.yaml"):
         ct.check(needed in names, "fixture %s missing from %s" % (needed, ec.SPECS))
 
 
