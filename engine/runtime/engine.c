@@ -735,6 +735,8 @@ static void progress(struct engine *e, bool stopping)
 		char name[256];
 		snprintf(name, sizeof name, "%s", d->name);
 		engine_pipeline_free(d);
+		/* Its series leave before the line that says it has gone. */
+		sweep_series(e);
 		log_write(CV_LOG_INFO, name, NULL, "%s",
 		          !succ      ? "the removed pipeline drained and stopped"
 		          : stopping ? "the replaced pipeline drained and stopped; the engine is "
