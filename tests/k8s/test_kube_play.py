@@ -139,6 +139,14 @@ def test_laptop_engine_pods_with_kube_play():
             f.write("\n---\n".join(json.dumps(d) for d in docs) + "\n")
         podman("pod", "rm", "-f", "--ignore", "producer-pod-0", "processor-pod-0")
         rc, out, err = podman("kube", "play", "--network", "host", "--replace", play, timeout=300)
+        if rc != 0 and "lock mismatch" in out + err:
+            # podman 4.3 hands out a lock ID twice when its shared-memory locks
+            # were reset under a kept store ("deadlock due to lock mismatch");
+            # `system renumber` reallocates them. Once, and said.
+            print("podman: lock mismatch in its store; renumbering its locks and playing again")
+            podman("pod", "rm", "-f", "--ignore", "producer-pod-0", "processor-pod-0")
+            podman("system", "renumber", timeout=120)
+            rc, out, err = podman("kube", "play", "--network", "host", "--replace", play, timeout=300)
         ct.check(rc == 0, "podman kube play failed (%d):\n%s\n%s" % (rc, out[-3000:], err[-3000:]))
 
         def logs(app):
