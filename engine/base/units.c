@@ -6,6 +6,8 @@
  */
 #include "base/units.h"
 
+#include "text_codec.h"
+
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -163,17 +165,6 @@ int units_parse_size(const char *s, uint64_t *bytes)
 	return 0;
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int units_parse_int(const char *s, int64_t *v)
 {
 	if (!s)
@@ -188,7 +179,7 @@ int units_parse_int(const char *s, int64_t *v)
 		if (!*p)
 			return -1;
 		for (; *p; p++) {
-			int d = hex_value(*p);
+			int d = cv_hex_digit(*p);
 			if (d < 0 || x > (UINT64_MAX >> 4))
 				return -1;
 			x = (x << 4) | (uint64_t)d;
