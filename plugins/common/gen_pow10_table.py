@@ -14,8 +14,9 @@ Exact integer arithmetic; run it again only to change the range:
 --check exits 1 when the checked-in header is not what this script writes.
 """
 
-import os
 import sys
+
+import table_gen
 
 E_MIN, E_MAX = -292, 324
 
@@ -48,19 +49,7 @@ def render():
 
 
 def main():
-    text = render()
-    if sys.argv[1:] == ["--check"]:
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pow10_table.h")
-        with open(path) as f:
-            if f.read() != text:
-                print("%s differs from what %s writes" % (path, sys.argv[0]), file=sys.stderr)
-                return 1
-        return 0
-    if sys.argv[1:]:
-        print("usage: %s [--check]" % sys.argv[0], file=sys.stderr)
-        return 2
-    sys.stdout.write(text)
-    return 0
+    return table_gen.main(render(), "pow10_table.h")
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@ script of fast_float (D. Lemire, "Number Parsing at a Gigabyte per Second",
 --check exits 1 when the checked-in header is not what this script writes.
 """
 
-import os
 import sys
+
+import table_gen
 
 # Every q where w * 10^q (0 < w < 2^64) can be a nonzero finite double:
 # below Q_MIN it rounds to 0, above Q_MAX to infinity.
@@ -54,19 +55,7 @@ def render():
 
 
 def main():
-    text = render()
-    if sys.argv[1:] == ["--check"]:
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pow5_table.h")
-        with open(path) as f:
-            if f.read() != text:
-                print("%s differs from what %s writes" % (path, sys.argv[0]), file=sys.stderr)
-                return 1
-        return 0
-    if sys.argv[1:]:
-        print("usage: %s [--check]" % sys.argv[0], file=sys.stderr)
-        return 2
-    sys.stdout.write(text)
-    return 0
+    return table_gen.main(render(), "pow5_table.h")
 
 
 if __name__ == "__main__":
