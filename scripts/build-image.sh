@@ -49,6 +49,17 @@ usage() {
 
 prepare_state() {
 	mkdir -p "$state_dir/storage" "$state_dir/run"
+	# Podman tells a reboot by its runtime state vanishing (it expects
+	# --runroot on a tmpfs); here it sits on disk and outlives a reboot,
+	# and podman then trusts locks the reboot wiped ("lock mismatch").
+	# Clear it when the boot id changes, as a tmpfs would.
+	local boot_id
+	boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || true)
+	if [[ -n $boot_id && $(cat "$state_dir/run.boot_id" 2>/dev/null) != "$boot_id" ]]; then
+		rm -rf "$state_dir/run"
+		mkdir -p "$state_dir/run"
+		echo "$boot_id" >"$state_dir/run.boot_id"
+	fi
 	# crun and the default ulimits (above a sandbox's hard limits) fail in
 	# some sandboxes; runc with modest explicit limits works everywhere.
 	cat >"$state_dir/containers.conf.tmp" <<'CONF'
