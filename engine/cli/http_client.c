@@ -14,8 +14,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "base/clock.h"
 
 #define HEAD_MAX   (16 << 10)
 #define BODY_MAX   ((size_t)64 << 20)
@@ -100,9 +101,7 @@ int http_url_parse(const char *url, struct http_url *u, char *err, size_t errlen
 
 static int64_t now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return clock_monotonic_ns() / 1000000;
 }
 
 /* Waits for `events` on fd up to timeout_ms (<0: for ever), waking to look

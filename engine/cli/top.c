@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/json.h"
 #include "base/strbuf.h"
 #include "base/units.h"
@@ -87,9 +88,7 @@ static void on_winch(int sig)
 
 static double mono_s(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+	return (double)clock_monotonic_ns() * 1e-9;
 }
 
 static void copy_name(char *dst, size_t size, const char *src)

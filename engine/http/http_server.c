@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/units.h"
 
 /* Connections served at once, when the descriptor limit allows. */
@@ -83,13 +84,6 @@ struct http_server {
 	pthread_t housekeeper;
 	bool housekeeper_started;
 };
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
@@ -251,7 +245,7 @@ static void wait_append(struct http_server *srv, struct http_conn *c)
 	wait_unlink(srv, c);
 	if (c->evicted)
 		return;
-	c->deadline_ns = mono_ns() + HTTP_REQUEST_DEADLINE_NS;
+	c->deadline_ns = clock_monotonic_ns() + HTTP_REQUEST_DEADLINE_NS;
 	c->prev = srv->wait_tail;
 	c->next = NULL;
 	if (srv->wait_tail)
@@ -356,7 +350,7 @@ static void *housekeeper_main(void *arg)
 	struct http_server *srv = arg;
 	pthread_mutex_lock(&srv->mu);
 	while (!srv->stopping) {
-		int64_t now = mono_ns();
+		int64_t now = clock_monotonic_ns();
 		while (srv->wait_head && srv->wait_head->deadline_ns <= now)
 			evict(srv, srv->wait_head);
 		int64_t wake = now + HTTP_TICK_NS;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/strbuf.h"
 
 #define BLOCK_SIZE         (32 << 10)
@@ -27,13 +28,6 @@ struct tap_stream {
 	struct strbuf pending; /* a status line being sent */
 	size_t pending_off;
 };
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 void tap_streams_init(struct tap_streams *s)
 {
@@ -72,7 +66,7 @@ void tap_streams_wake(struct tap_streams *s)
 
 void tap_streams_stop(struct tap_streams *s, int timeout_ms)
 {
-	int64_t deadline = mono_ns() + (int64_t)timeout_ms * 1000000;
+	int64_t deadline = clock_monotonic_ns() + (int64_t)timeout_ms * 1000000;
 	struct timespec ts = {.tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000};
 	pthread_mutex_lock(&s->mu);
 	atomic_store(&s->stopping, true);
@@ -146,7 +140,7 @@ static ssize_t read_stream(void *cls, uint64_t pos, char *buf, size_t max)
 		st->discarded += tap_discard(st->tap);
 		return final_line(st, "engine stopping", buf, max);
 	}
-	int64_t now = mono_ns();
+	int64_t now = clock_monotonic_ns();
 	if (now >= st->next_status_ns) {
 		st->next_status_ns = now + STATUS_INTERVAL_NS;
 		status_line(st, NULL);
@@ -218,7 +212,7 @@ struct MHD_Response *tap_stream_response(struct tap_streams *s, struct MHD_Conne
 	st->conn = conn;
 	st->tap = t;
 	st->format = format;
-	st->next_status_ns = mono_ns() + STATUS_INTERVAL_NS;
+	st->next_status_ns = clock_monotonic_ns() + STATUS_INTERVAL_NS;
 	struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, BLOCK_SIZE,
 	                                                           read_stream, st, free_stream);
 	if (!r) {
