@@ -176,6 +176,34 @@ def yaml_text(text, name="doc.yaml"):
     return yaml_docs(path)
 
 
+def kustomize_major():
+    """Major version of the kustomize built into kubectl, or None when
+    kubectl does not say (kubectl before 1.21, such as Debian 12's
+    kubernetes-client 1.20, embeds kustomize v2 and prints no version)."""
+    rc, out, err = run([kubectl(), "version", "--client", "-o", "json"], timeout=30)
+    if rc != 0:
+        return None
+    try:
+        v = json.loads(out).get("kustomizeVersion", "")
+    except ValueError:
+        return None
+    m = re.match(r"v?(\d+)", v)
+    return int(m.group(1)) if m else None
+
+
+def skip_without_kustomize_v4(what):
+    """Exits 77 (ctest's skip) when kubectl's kustomize is older than v4,
+    saying which kubectl and how to get one that renders `what`."""
+    major = kustomize_major()
+    if major is not None and major >= 4:
+        return
+    have = "kustomize v%d" % major if major is not None else "kustomize older than v4"
+    print("SKIP: %s needs kustomize v4+ (kubectl 1.21+); %s has %s (Debian 12's "
+          "kubernetes-client 1.20 embeds v2). Put kubectl 1.21+ first in PATH, "
+          "or set KUBECTL, to run it." % (what, kubectl(), have))
+    sys.exit(77)
+
+
 _rendered = {}
 
 

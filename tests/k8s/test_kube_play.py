@@ -196,9 +196,5 @@ def test_laptop_engine_pods_with_kube_play():
 
 
 if __name__ == "__main__":
-    import test_laptop_overlay as tl
-    major = tl.kustomize_major()
-    if major is None or major < 4:
-        print("SKIP: the laptop overlay needs kustomize v4+ (kubectl 1.21+)")
-        sys.exit(77)
+    k.skip_without_kustomize_v4("playing k8s/overlays/laptop")
     ct.main([test_laptop_engine_pods_with_kube_play])

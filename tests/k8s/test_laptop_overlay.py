@@ -96,15 +96,6 @@ def totals(objs):
     return sum(r[2] for r in rows), sum(r[3] for r in rows), rows
 
 
-def kustomize_major():
-    rc, out, err = k.run([k.kubectl(), "version", "--client", "-o", "json"], timeout=30)
-    if rc != 0:
-        return None
-    v = json.loads(out).get("kustomizeVersion", "")
-    m = re.match(r"v?(\d+)", v)
-    return int(m.group(1)) if m else None
-
-
 _overlay = []
 
 
@@ -257,10 +248,6 @@ def min_pods(objs, w):
     return w["spec"].get("replicas", 1)
 
 if __name__ == "__main__":
-    major = kustomize_major()
-    if major is None or major < 4:
-        print("SKIP: k8s/overlays/laptop needs kustomize v4+ (kubectl 1.21+); %s has %s" %
-              (k.kubectl(), major))
-        sys.exit(77)
+    k.skip_without_kustomize_v4("k8s/overlays/laptop")
     ct.main([test_request_arithmetic, test_same_objects_as_base, test_schema_and_invariants,
              test_fits_a_laptop, test_replication_fits_one_broker])

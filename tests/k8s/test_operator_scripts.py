@@ -135,8 +135,7 @@ def _metrics_server_calls(stub):
 
 
 def test_deploy_laptop_image_and_metrics_server():
-    import test_laptop_overlay as tl
-    major = tl.kustomize_major()
+    major = k.kustomize_major()
     laptop = major is not None and major >= 4
     overlay = ["--overlay", "laptop"] if laptop else []
     if not laptop:

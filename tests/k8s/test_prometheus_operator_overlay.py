@@ -241,10 +241,6 @@ def test_operator_prometheus_may_scrape_only_engines():
 
 
 if __name__ == "__main__":
-    import test_laptop_overlay as tl
-    major = tl.kustomize_major()
-    if major is None or major < 4:
-        print("SKIP: the overlay needs kustomize v4+ (kubectl 1.21+); %s has %s" % (k.kubectl(), major))
-        sys.exit(77)
+    k.skip_without_kustomize_v4("k8s/overlays/prometheus-operator")
     ct.main([test_schema_checker, test_crds_validate, test_podmonitor_equals_base_job,
              test_rules_equal_alerts_yml, test_operator_prometheus_may_scrape_only_engines])
