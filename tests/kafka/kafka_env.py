@@ -143,6 +143,8 @@ class Output:
         self.pos = 0
         self.partial = b""
         self.keys = []
+        self.count_pos = 0
+        self.count = 0
 
     def poll(self):
         try:
@@ -161,6 +163,20 @@ class Output:
             rec = json.loads(line)
             self.keys.append((rec["tags"]["line_id"], rec["fields"]["seq"]))
         return self.keys
+
+    def written(self):
+        """Lines in the file so far, duplicates included, counted without
+        parsing them: cheap enough to poll for a threshold while records
+        stream in on a loaded machine (poll() parses every line)."""
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.count_pos)
+                data = f.read()
+        except FileNotFoundError:
+            return 0
+        self.count_pos += len(data)
+        self.count += data.count(b"\n")
+        return self.count
 
     def distinct(self):
         return len(set(self.poll()))
