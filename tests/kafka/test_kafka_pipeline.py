@@ -26,6 +26,26 @@ def produce_all(mc, topic, count, rate, seed=1):
     return prod
 
 
+def stall_report(mc, proc, prod):
+    """What a stalled run needs to tell: did the producer deliver everything
+    (then the topic holds TOTAL), and what did the consumer see (lag is only
+    meaningful for partitions that consumed since their last assignment)."""
+    lines = ["producer: %s" % ("running" if prod.alive() else "exited %s" %
+                                prod.proc.returncode),
+             "topic holds %d records" % ke.kcat_count(mc.bootstraps, "speed")]
+    try:
+        for name in ("conveyor_kafka_consumer_lag", "conveyor_kafka_rebalances_total"):
+            lines.append("%s: %s" % (name, sorted(
+                (dict(k[1]).get("partition", ""), v) for k, v in proc.metrics().items()
+                if k[0] == name)))
+    except Exception as e:  # the report must not hide the failure
+        lines.append("metrics: %s" % e)
+    lines += ["processor: " + r.get("message", "") for r in proc.log_records()
+              if any(w in r.get("message", "") for w in
+                     ("assigned", "revoked", "lost", "consumer:", "commit", "rebalance"))][-20:]
+    return "\n".join(lines)
+
+
 def test_all_records_arrive():
     """200k records over 5 belts from one conveyor process to another."""
     mc = ke.MockCluster({"speed": ke.PARTITIONS})
@@ -36,7 +56,10 @@ def test_all_records_arrive():
     ke.wait_assigned(proc)
     prod = ke.start_producer(mc, "speed", TOTAL, 0)
     out = ke.Output(out_path)
-    ke.wait_output(out, TOTAL, engines=[proc], timeout=180)
+    try:
+        ke.wait_output(out, TOTAL, engines=[proc], timeout=180)
+    except ct.TestFailure as e:
+        raise ct.TestFailure("%s\n%s" % (e, stall_report(mc, proc, prod)))
     ct.check(prod.wait_exit(timeout=60) == 0, "producer failed:\n" + prod.stderr_text()[-3000:])
     ct.check(ke.kcat_count(mc.bootstraps, "speed") == TOTAL, "topic holds another count")
     ct.check(proc.stop(timeout=SHUTDOWN_TIMEOUT + 5) == 0, "processor did not exit 0")
