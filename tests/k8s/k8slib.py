@@ -191,13 +191,22 @@ def kustomize_major():
     return int(m.group(1)) if m else None
 
 
+def kustomize_short_of_v4():
+    """None when kubectl's kustomize renders the overlays (v4 or later),
+    else what it has, for a message: "kustomize v3" or "kustomize older
+    than v4"."""
+    major = kustomize_major()
+    if major is not None and major >= 4:
+        return None
+    return "kustomize v%d" % major if major is not None else "kustomize older than v4"
+
+
 def skip_without_kustomize_v4(what):
     """Exits 77 (ctest's skip) when kubectl's kustomize is older than v4,
     saying which kubectl and how to get one that renders `what`."""
-    major = kustomize_major()
-    if major is not None and major >= 4:
+    have = kustomize_short_of_v4()
+    if have is None:
         return
-    have = "kustomize v%d" % major if major is not None else "kustomize older than v4"
     print("SKIP: %s needs kustomize v4+ (kubectl 1.21+); %s has %s (Debian 12's "
           "kubernetes-client 1.20 embeds v2). Put kubectl 1.21+ first in PATH, "
           "or set KUBECTL, to run it." % (what, kubectl(), have))

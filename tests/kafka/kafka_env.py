@@ -146,13 +146,17 @@ class Output:
         self.count_pos = 0
         self.count = 0
 
-    def poll(self):
+    def _read_from(self, pos):
+        """The file's bytes from pos on (none while it does not exist)."""
         try:
             with open(self.path, "rb") as f:
-                f.seek(self.pos)
-                data = f.read()
+                f.seek(pos)
+                return f.read()
         except FileNotFoundError:
-            return self.keys
+            return b""
+
+    def poll(self):
+        data = self._read_from(self.pos)
         self.pos += len(data)
         data = self.partial + data
         lines = data.split(b"\n")
@@ -168,12 +172,7 @@ class Output:
         """Lines in the file so far, duplicates included, counted without
         parsing them: cheap enough to poll for a threshold while records
         stream in on a loaded machine (poll() parses every line)."""
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.count_pos)
-                data = f.read()
-        except FileNotFoundError:
-            return 0
+        data = self._read_from(self.count_pos)
         self.count_pos += len(data)
         self.count += data.count(b"\n")
         return self.count
